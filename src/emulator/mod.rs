@@ -1,0 +1,139 @@
+//! An in-process emulator of the Akeyless REST API v2, for the `demo` command, local
+//! development, integration tests and benchmarks.
+//!
+//! It answers like Akeyless: `POST /<command>` with kebab-case JSON bodies, snake_case
+//! responses, `{"error": "..."}` bodies, 401 for any unauthorized access (whether or not the
+//! item exists), 404 only for items the caller may see, 400 for malformed requests. Implemented
+//! commands: `/auth` (access_key, k8s, jwt), `/validate-token`, `/describe-item`,
+//! `/get-secret-value`, `/get-rotated-secret-value`, `/get-certificate-value`,
+//! `/get-dynamic-secret-value`.
+//!
+//! Kubernetes auth is self-contained: [`EmulatorState::issue_service_account_token`] mints a
+//! service-account JWT signed with the emulator's key and `/auth` verifies it in place of a
+//! gateway's TokenReview.
+//!
+//! Tests drive it through [`EmulatorState`] (setup, fault injection, request log); other
+//! processes use the admin routes under `/__emulator/` (see the `admin` module).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use akeyless_csi_provider::emulator::Emulator;
+//! let emulator = Emulator::start("127.0.0.1:0".parse().unwrap()).await?;
+//! let state = emulator.state();
+//! state.add_access_key_auth("p-demo", "demo-key");
+//! state.grant_read("p-demo", "/demo/*", &[]);
+//! state.put_static_secret("/demo/password", "s3cret");
+//! println!("Akeyless API at {}", emulator.url());
+//! emulator.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod admin;
+mod api;
+mod faults;
+mod http;
+mod items;
+mod jwt;
+mod seed;
+mod state;
+mod util;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use seed::{Seed, SeedAuthMethod, SeedCertificate, SeedGrant, SeedItem};
+pub use state::{EmulatorState, Identity, RecordedRequest};
+
+/// How long [`Emulator::shutdown`] waits for in-flight requests before abandoning them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A running emulator. Serves until dropped or [`shutdown`](Self::shutdown).
+pub struct Emulator {
+    addr: SocketAddr,
+    state: EmulatorState,
+    /// Dropping the sender (with the emulator) also triggers the graceful shutdown.
+    shutdown_tx: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Binds `addr` (use `127.0.0.1:0` in tests) and serves in a background tokio task.
+    pub async fn start(addr: SocketAddr) -> std::io::Result<Emulator> {
+        Self::start_with_state(addr, EmulatorState::new()).await
+    }
+
+    /// Like [`start`](Self::start), serving an existing (e.g. pre-seeded) state.
+    pub async fn start_with_state(
+        addr: SocketAddr,
+        state: EmulatorState,
+    ) -> std::io::Result<Emulator> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let app =
+            http::router(state.clone()).into_make_service_with_connect_info::<http::Connection>();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let server = axum::serve(http::KillableListener(listener), app).with_graceful_shutdown(
+                async move {
+                    // Fires on an explicit send or when the sender is dropped.
+                    let _ = shutdown_rx.await;
+                },
+            );
+            if let Err(e) = server.await {
+                tracing::warn!(error = %e, "akeyless emulator stopped with an error");
+            }
+        });
+        tracing::debug!(%addr, "akeyless emulator listening");
+        Ok(Emulator {
+            addr,
+            state,
+            shutdown_tx,
+            task,
+        })
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &EmulatorState {
+        &self.state
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (up to 5 s), then returns.
+    pub async fn shutdown(self) {
+        let Emulator {
+            shutdown_tx,
+            mut task,
+            ..
+        } = self;
+        let _ = shutdown_tx.send(());
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,628 @@
+//! The emulator's in-memory model (auth methods, grants, items, tokens, faults, request log)
+//! and the [`EmulatorState`] handle that tests and the admin API use to drive it.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::faults::{FaultAction, Faults};
+use super::items::{Item, ItemBody, StoredValue, Version};
+use super::jwt::{JwtKey, ServiceAccountToken};
+use super::util::normalize_name;
+
+/// Lifetime of `t-` tokens unless [`EmulatorState::set_token_ttl`] says otherwise.
+const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// The request log keeps this many entries (oldest dropped first) so long benchmarks stay
+/// bounded; [`EmulatorState::count`] is tracked separately and is never truncated.
+const MAX_LOGGED_REQUESTS: usize = 100_000;
+/// First `item_id` handed out; arbitrary, but looks like a real id.
+const FIRST_ITEM_ID: u64 = 137_000_001;
+
+/// Who a request acted as.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Identity {
+    pub access_id: String,
+    /// `access_key`, `k8s` or `jwt`.
+    pub access_type: String,
+    /// Kubernetes namespace sub-claim (k8s auth).
+    pub namespace: Option<String>,
+    /// Kubernetes service-account name (k8s auth).
+    pub service_account: Option<String>,
+    /// Pod uid from a pod-bound service-account token (k8s auth).
+    pub pod_uid: Option<String>,
+    /// The JWT `sub` claim (k8s and jwt auth).
+    pub subject: Option<String>,
+}
+
+impl Identity {
+    pub(crate) fn access_key(access_id: &str) -> Self {
+        Self {
+            access_id: access_id.to_owned(),
+            access_type: "access_key".to_owned(),
+            namespace: None,
+            service_account: None,
+            pod_uid: None,
+            subject: None,
+        }
+    }
+}
+
+/// One call to the Akeyless API (admin calls under `/__emulator/` are not recorded).
+///
+/// Built from the raw JSON body, so malformed requests are logged too. Never holds secret values,
+/// access keys or tokens.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    pub path: String,
+    /// HTTP status answered; `0` when the connection was dropped by [`EmulatorState::drop_next`].
+    pub status: u16,
+    /// The identity the request acted as: for /auth the identity that logged in (None on
+    /// failure); for item reads the identity owning the token (None if the token was rejected).
+    pub identity: Option<Identity>,
+    /// Item names the request touched (`names` / `name` fields), as sent.
+    pub items: Vec<String>,
+    /// `version` field if present (and an integer).
+    pub version: Option<i64>,
+    /// Value of the `ignore-cache` field if present (JSON text if it was not a string).
+    pub ignore_cache: Option<String>,
+    /// Fields present in the JSON body (keys only, sorted).
+    pub fields: Vec<String>,
+    /// `args` of /get-dynamic-secret-value (string elements only).
+    pub args: Vec<String>,
+}
+
+/// A registered auth method, keyed by access id.
+#[derive(Clone, Debug)]
+pub(crate) enum AuthMethod {
+    AccessKey {
+        access_key: String,
+    },
+    K8s {
+        config_name: String,
+        bound_namespaces: Vec<String>,
+        bound_service_accounts: Vec<String>,
+        /// `None` accepts any audience.
+        audience: Option<String>,
+    },
+    Jwt {
+        bound_subjects: Vec<String>,
+    },
+}
+
+impl AuthMethod {
+    pub(crate) fn access_type(&self) -> &'static str {
+        match self {
+            Self::AccessKey { .. } => "access_key",
+            Self::K8s { .. } => "k8s",
+            Self::Jwt { .. } => "jwt",
+        }
+    }
+}
+
+/// Read permission for one access id on a path pattern, optionally limited by namespace
+/// sub-claim (how Akeyless role rules with sub-claims behave).
+#[derive(Clone, Debug)]
+pub(crate) struct Grant {
+    access_id: String,
+    pattern: String,
+    namespaces: Vec<String>,
+}
+
+impl Grant {
+    fn allows(&self, identity: &Identity, item_name: &str) -> bool {
+        self.access_id == identity.access_id
+            && pattern_matches(&self.pattern, item_name)
+            && (self.namespaces.is_empty()
+                || identity
+                    .namespace
+                    .as_ref()
+                    .is_some_and(|ns| self.namespaces.contains(ns)))
+    }
+}
+
+/// `/*` matches everything, `/a/*` everything under `/a/`, anything else is an exact name.
+fn pattern_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) if prefix.ends_with('/') => name.starts_with(prefix),
+        _ => pattern == name,
+    }
+}
+
+/// An issued `t-` token.
+#[derive(Clone, Debug)]
+pub(crate) struct Session {
+    pub identity: Identity,
+    pub expires_at: SystemTime,
+}
+
+/// Everything behind the state mutex.
+#[derive(Debug)]
+pub(crate) struct Data {
+    pub auth_methods: HashMap<String, AuthMethod>,
+    pub grants: Vec<Grant>,
+    pub items: HashMap<String, Item>,
+    next_item_id: u64,
+    pub sessions: HashMap<String, Session>,
+    /// Session-map size that triggers the next sweep of expired tokens (amortised O(1)).
+    sweep_at: usize,
+    pub token_ttl: Duration,
+    pub faults: Faults,
+    log: VecDeque<RecordedRequest>,
+    counts: HashMap<String, usize>,
+}
+
+impl Default for Data {
+    fn default() -> Self {
+        Self {
+            auth_methods: HashMap::new(),
+            grants: Vec::new(),
+            items: HashMap::new(),
+            next_item_id: FIRST_ITEM_ID,
+            sessions: HashMap::new(),
+            sweep_at: 1024,
+            token_ttl: DEFAULT_TOKEN_TTL,
+            faults: Faults::default(),
+            log: VecDeque::new(),
+            counts: HashMap::new(),
+        }
+    }
+}
+
+impl Data {
+    /// Whether `identity` may read (and describe) `item_name` (normalized).
+    pub(crate) fn can_read(&self, identity: &Identity, item_name: &str) -> bool {
+        self.grants.iter().any(|g| g.allows(identity, item_name))
+    }
+
+    /// Why `identity` may not read `item_name`: a grant whose namespace restriction failed is a
+    /// sub-claim mismatch in Akeyless terms.
+    pub(crate) fn read_denial(&self, identity: &Identity, item_name: &str) -> String {
+        let sub_claim_mismatch = self
+            .grants
+            .iter()
+            .any(|g| g.access_id == identity.access_id && pattern_matches(&g.pattern, item_name));
+        if sub_claim_mismatch {
+            format!(
+                "access id {}: sub claim mismatch for item {item_name}",
+                identity.access_id
+            )
+        } else {
+            format!(
+                "unauthorized access for access id {} to item {item_name}",
+                identity.access_id
+            )
+        }
+    }
+
+    /// Appends a version, creating the item if needed. Storing a value of a different type
+    /// under an existing name replaces the item, as deleting and re-creating it would.
+    pub(crate) fn append_version(&mut self, name: &str, value: StoredValue) -> u32 {
+        let name = normalize_name(name);
+        let now = SystemTime::now();
+        let version = Version {
+            value,
+            created: now,
+        };
+        if let Some(item) = self.items.get_mut(&name)
+            && item.item_type() == version.value.item_type()
+            && let ItemBody::Versioned(versions) = &mut item.body
+        {
+            versions.push(version);
+            item.modified = now;
+            return item.last_version();
+        }
+        self.insert_item(name, ItemBody::Versioned(vec![version]), now);
+        1
+    }
+
+    pub(crate) fn insert_item(&mut self, name: String, body: ItemBody, now: SystemTime) {
+        let id = self.next_item_id;
+        self.next_item_id += 1;
+        self.items.insert(
+            name,
+            Item {
+                id,
+                created: now,
+                modified: now,
+                body,
+            },
+        );
+    }
+
+    pub(crate) fn add_grant(
+        &mut self,
+        access_id: &str,
+        path_pattern: &str,
+        namespaces: Vec<String>,
+    ) {
+        self.grants.push(Grant {
+            access_id: access_id.to_owned(),
+            pattern: normalize_name(path_pattern),
+            namespaces,
+        });
+    }
+
+    pub(crate) fn insert_session(&mut self, token: String, session: Session) {
+        if self.sessions.len() >= self.sweep_at {
+            let now = SystemTime::now();
+            self.sessions.retain(|_, s| s.expires_at > now);
+            self.sweep_at = (self.sessions.len() * 2).max(1024);
+        }
+        self.sessions.insert(token, session);
+    }
+
+    pub(crate) fn record(&mut self, request: RecordedRequest) {
+        *self.counts.entry(request.path.clone()).or_default() += 1;
+        if self.log.len() >= MAX_LOGGED_REQUESTS {
+            self.log.pop_front();
+        }
+        self.log.push_back(request);
+    }
+}
+
+struct Shared {
+    key: JwtKey,
+    data: Mutex<Data>,
+}
+
+/// Shared handle to the emulator's state. Cheap to clone; every method takes `&self`.
+///
+/// Item names are normalized to absolute paths (`foo` and `/foo` are the same item).
+#[derive(Clone)]
+pub struct EmulatorState {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for EmulatorState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Contents include secrets; show nothing.
+        f.debug_struct("EmulatorState").finish_non_exhaustive()
+    }
+}
+
+impl Default for EmulatorState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EmulatorState {
+    /// An empty state with a fresh random signing key.
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                key: JwtKey::generate(),
+                data: Mutex::new(Data::default()),
+            }),
+        }
+    }
+
+    /// Locks the model. Recovers from poisoning: every mutation leaves the model consistent,
+    /// so a panic elsewhere must not take the emulator down.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Data> {
+        self.shared
+            .data
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn key(&self) -> &JwtKey {
+        &self.shared.key
+    }
+
+    // --- identities / auth methods ---
+
+    /// Registers (or replaces) an access-key auth method.
+    pub fn add_access_key_auth(&self, access_id: &str, access_key: &str) {
+        self.add_auth_method(
+            access_id,
+            AuthMethod::AccessKey {
+                access_key: access_key.to_owned(),
+            },
+        );
+    }
+
+    /// Registers a k8s auth method reachable through gateway config `config_name`.
+    /// Empty bound lists accept any namespace / service account; any audience is accepted.
+    pub fn add_k8s_auth(
+        &self,
+        access_id: &str,
+        config_name: &str,
+        bound_namespaces: &[&str],
+        bound_service_accounts: &[&str],
+    ) {
+        self.add_k8s_auth_inner(
+            access_id,
+            config_name,
+            bound_namespaces,
+            bound_service_accounts,
+            None,
+        );
+    }
+
+    /// Like [`add_k8s_auth`](Self::add_k8s_auth), but the token's `aud` must contain `audience`.
+    pub fn add_k8s_auth_with_audience(
+        &self,
+        access_id: &str,
+        config_name: &str,
+        bound_namespaces: &[&str],
+        bound_service_accounts: &[&str],
+        audience: &str,
+    ) {
+        self.add_k8s_auth_inner(
+            access_id,
+            config_name,
+            bound_namespaces,
+            bound_service_accounts,
+            Some(audience.to_owned()),
+        );
+    }
+
+    fn add_k8s_auth_inner(
+        &self,
+        access_id: &str,
+        config_name: &str,
+        bound_namespaces: &[&str],
+        bound_service_accounts: &[&str],
+        audience: Option<String>,
+    ) {
+        self.add_auth_method(
+            access_id,
+            AuthMethod::K8s {
+                config_name: config_name.to_owned(),
+                bound_namespaces: owned(bound_namespaces),
+                bound_service_accounts: owned(bound_service_accounts),
+                audience,
+            },
+        );
+    }
+
+    /// Registers a JWT auth method verifying tokens from [`issue_jwt`](Self::issue_jwt).
+    /// An empty `bound_subjects` accepts any `sub`.
+    pub fn add_jwt_auth(&self, access_id: &str, bound_subjects: &[&str]) {
+        self.add_auth_method(
+            access_id,
+            AuthMethod::Jwt {
+                bound_subjects: owned(bound_subjects),
+            },
+        );
+    }
+
+    pub(crate) fn add_auth_method(&self, access_id: &str, method: AuthMethod) {
+        self.lock()
+            .auth_methods
+            .insert(access_id.to_owned(), method);
+    }
+
+    /// Grants identities of `access_id` read on items matching `path_pattern` (exact name,
+    /// a prefix ending in `/*`, or `/*` for all). A non-empty `namespaces` limits the grant to
+    /// tokens whose k8s namespace sub-claim is listed.
+    pub fn grant_read(&self, access_id: &str, path_pattern: &str, namespaces: &[&str]) {
+        self.lock()
+            .add_grant(access_id, path_pattern, owned(namespaces));
+    }
+
+    /// Mints a pod-bound service-account JWT as the cluster's issuer would, signed with the
+    /// emulator's key (k8s auth verifies signature, expiry and, if configured, audience).
+    pub fn issue_service_account_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        pod_name: &str,
+        pod_uid: &str,
+        audience: &str,
+        ttl: Duration,
+    ) -> String {
+        let spec = ServiceAccountToken {
+            namespace,
+            service_account,
+            pod_name,
+            pod_uid,
+            audience,
+            ttl,
+        };
+        self.key().sign(&spec.claims(SystemTime::now()))
+    }
+
+    /// Signs arbitrary claims with the emulator's key (for `jwt` auth; include `sub` and `exp`).
+    pub fn issue_jwt(&self, claims: Value) -> String {
+        self.key().sign(&claims)
+    }
+
+    /// Lifetime of `t-` tokens issued by /auth from now on (default 1h).
+    pub fn set_token_ttl(&self, ttl: Duration) {
+        self.lock().token_ttl = ttl;
+    }
+
+    /// Forgets every issued token; their next use answers 401.
+    pub fn revoke_all_tokens(&self) {
+        self.lock().sessions.clear();
+    }
+
+    // --- items ---
+
+    /// Creates the static secret or appends a version; returns the new version (1-based).
+    pub fn put_static_secret(&self, name: &str, value: &str) -> u32 {
+        self.lock()
+            .append_version(name, StoredValue::Static(value.to_owned()))
+    }
+
+    /// Creates the rotated secret or appends a version whose value is e.g.
+    /// `{"username": .., "password": ..}`; returns the new version.
+    pub fn put_rotated_secret(&self, name: &str, value: Value) -> u32 {
+        self.lock()
+            .append_version(name, StoredValue::Rotated(value))
+    }
+
+    /// Creates the certificate item or appends a version; returns the new version.
+    pub fn put_certificate(
+        &self,
+        name: &str,
+        certificate_pem: &str,
+        private_key_pem: Option<&str>,
+    ) -> u32 {
+        self.lock().append_version(
+            name,
+            StoredValue::Certificate {
+                certificate_pem: certificate_pem.to_owned(),
+                private_key_pem: private_key_pem.map(str::to_owned),
+            },
+        )
+    }
+
+    /// Creates (or replaces) a dynamic secret. Every fetch returns `template` with each string
+    /// field named `password`, `token` or `secret` (at any depth) replaced by a fresh random
+    /// value, plus `"id": "tmp.<random>"` and `"ttl_in_minutes": "<ttl>"`.
+    pub fn put_dynamic_secret(&self, name: &str, template: Value, ttl: Duration) {
+        self.lock().insert_item(
+            normalize_name(name),
+            ItemBody::Dynamic { template, ttl },
+            SystemTime::now(),
+        );
+    }
+
+    /// Deletes the item and all its versions (no-op if absent).
+    pub fn delete_item(&self, name: &str) {
+        self.lock().items.remove(&normalize_name(name));
+    }
+
+    // --- fault injection ---
+
+    /// The next `count` calls to `path` (e.g. `/get-secret-value`, or `*` for any API path)
+    /// answer `status` with an `{"error": ...}` body.
+    pub fn fail_next(&self, path: &str, status: u16, count: usize) {
+        self.push_fault(
+            path,
+            FaultAction::Fail {
+                status,
+                retry_after_secs: None,
+            },
+            count,
+        );
+    }
+
+    /// Like [`fail_next`](Self::fail_next), with a `Retry-After: <secs>` header.
+    pub fn fail_next_with_retry_after(
+        &self,
+        path: &str,
+        status: u16,
+        count: usize,
+        retry_after_secs: u64,
+    ) {
+        self.push_fault(
+            path,
+            FaultAction::Fail {
+                status,
+                retry_after_secs: Some(retry_after_secs),
+            },
+            count,
+        );
+    }
+
+    /// The next `count` calls to `path` get their connection closed without any response.
+    pub fn drop_next(&self, path: &str, count: usize) {
+        self.push_fault(path, FaultAction::Drop, count);
+    }
+
+    fn push_fault(&self, path: &str, action: FaultAction, count: usize) {
+        self.lock().faults.push(path, action, count);
+    }
+
+    /// Delays every call to `path` (or `*`) by `delay` before it is handled (and before any
+    /// queued fault fires). `Duration::ZERO` clears it.
+    pub fn set_delay(&self, path: &str, delay: Duration) {
+        self.lock().faults.set_delay(path, delay);
+    }
+
+    /// Removes all queued faults and delays.
+    pub fn clear_faults(&self) {
+        self.lock().faults = Faults::default();
+    }
+
+    // --- request log ---
+
+    /// Recorded API calls, oldest first (the last 100 000 are kept).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().log.iter().cloned().collect()
+    }
+
+    /// Clears the request log and the per-path counters.
+    pub fn clear_requests(&self) {
+        let mut data = self.lock();
+        data.log.clear();
+        data.counts.clear();
+    }
+
+    /// Number of calls to `path` since the last [`clear_requests`](Self::clear_requests).
+    pub fn count(&self, path: &str) -> usize {
+        self.lock().counts.get(path).copied().unwrap_or(0)
+    }
+}
+
+fn owned(values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| (*v).to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::items::ItemType;
+    use serde_json::json;
+
+    #[test]
+    fn patterns() {
+        assert!(pattern_matches("/*", "/a/b"));
+        assert!(pattern_matches("/a/*", "/a/b/c"));
+        assert!(!pattern_matches("/a/*", "/ab"));
+        assert!(pattern_matches("/a/b", "/a/b"));
+        assert!(!pattern_matches("/a/b", "/a/b/c"));
+        // A `*` not preceded by `/` is literal.
+        assert!(!pattern_matches("/a*", "/ab"));
+    }
+
+    #[test]
+    fn grants_respect_namespaces() {
+        let state = EmulatorState::new();
+        state.grant_read("p-1", "/team/*", &["ns-a"]);
+        let mut id = Identity::access_key("p-1");
+        let data = state.lock();
+        assert!(!data.can_read(&id, "/team/x"));
+        id.namespace = Some("ns-a".into());
+        assert!(data.can_read(&id, "/team/x"));
+        id.namespace = Some("ns-b".into());
+        assert!(!data.can_read(&id, "/team/x"));
+        id.access_id = "p-2".into();
+        id.namespace = Some("ns-a".into());
+        assert!(!data.can_read(&id, "/team/x"));
+    }
+
+    #[test]
+    fn versions_append_and_type_change_replaces() {
+        let state = EmulatorState::new();
+        assert_eq!(state.put_static_secret("s", "v1"), 1);
+        assert_eq!(state.put_static_secret("/s", "v2"), 2);
+        {
+            let data = state.lock();
+            let item = &data.items["/s"];
+            assert_eq!(item.last_version(), 2);
+            assert!(
+                matches!(item.version(0).unwrap().value, StoredValue::Static(ref v) if v == "v2")
+            );
+            assert!(
+                matches!(item.version(1).unwrap().value, StoredValue::Static(ref v) if v == "v1")
+            );
+            assert!(item.version(3).is_none());
+        }
+        assert_eq!(state.put_rotated_secret("/s", json!({"password": "p"})), 1);
+        assert_eq!(
+            state.lock().items["/s"].item_type(),
+            ItemType::RotatedSecret
+        );
+        state.delete_item("s");
+        assert!(state.lock().items.is_empty());
+    }
+}

@@ -1,0 +1,108 @@
+//! Small helpers shared by the emulator modules: randomness, time formatting and item names.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::{Rng, distr::Alphanumeric};
+
+/// `n` random bytes as lowercase hex (`2 * n` characters).
+pub(crate) fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill(bytes.as_mut_slice());
+    hex::encode(bytes)
+}
+
+/// A random `[A-Za-z0-9]` string of `len` characters.
+pub(crate) fn random_alphanumeric(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// Seconds since the Unix epoch (negative before 1970, which only a broken clock produces).
+pub(crate) fn unix_secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Whole seconds from `now` until `t`, 0 once `t` has passed.
+pub(crate) fn secs_until(t: SystemTime, now: SystemTime) -> u64 {
+    t.duration_since(now).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// `now + d`, saturating far in the future instead of overflowing.
+pub(crate) fn add_saturating(now: SystemTime, d: Duration) -> SystemTime {
+    now.checked_add(d)
+        .unwrap_or_else(|| UNIX_EPOCH + Duration::from_secs(253_402_300_799)) // 9999-12-31T23:59:59Z
+}
+
+/// RFC 3339 in UTC with second precision, e.g. `2024-06-17T10:00:00Z`.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    let secs = unix_secs(t);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Proleptic Gregorian date for a day count since 1970-01-01 (Howard Hinnant's algorithm),
+/// so no date crate is needed for one timestamp format.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Akeyless item names are absolute paths; `secret` and `/secret` name the same item.
+pub(crate) fn normalize_name(name: &str) -> String {
+    if name.starts_with('/') {
+        name.to_owned()
+    } else {
+        format!("/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_718_618_400);
+        assert_eq!(rfc3339(t), "2024-06-17T10:00:00Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_825_599);
+        assert_eq!(rfc3339(leap), "2000-02-29T11:59:59Z");
+    }
+
+    #[test]
+    fn names_are_absolute() {
+        assert_eq!(normalize_name("a/b"), "/a/b");
+        assert_eq!(normalize_name("/a/b"), "/a/b");
+    }
+
+    #[test]
+    fn random_helpers_have_expected_shape() {
+        let h = random_hex(16);
+        assert_eq!(h.len(), 32);
+        assert!(h.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(h, random_hex(16));
+        let a = random_alphanumeric(20);
+        assert_eq!(a.len(), 20);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+}
