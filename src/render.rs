@@ -1,0 +1,346 @@
+//! Fetched values → files and object versions. Pure: extraction (`key`, `explode`), decoding
+//! (`encoding`), modes, and the version each object reports.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::error::MountError;
+use crate::secret::{ExposeSecret, SecretBytes, SecretString, secret_bytes};
+use crate::spec::paths::{check_file_path, find_conflict};
+use crate::spec::{Encoding, Extract, ObjectSpec};
+
+/// One file of the mount.
+pub struct RenderedFile {
+    pub path: String,
+    pub mode: u32,
+    pub contents: SecretBytes,
+}
+
+impl std::fmt::Debug for RenderedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderedFile")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("bytes", &self.contents.expose_secret().len())
+            .finish()
+    }
+}
+
+/// `id` = the object's `fileName`; `version` = the Akeyless version or a keyed content hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub id: String,
+    pub version: String,
+}
+
+/// Everything a mount returns.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pub files: Vec<RenderedFile>,
+    pub versions: Vec<ObjectVersion>,
+}
+
+/// The key of the content hash reported as the version of unversioned content. Shared by all
+/// nodes (from a file the chart creates) so versions agree across nodes and restarts; secret, so
+/// the hash reveals nothing about low-entropy values.
+#[derive(Clone)]
+pub struct VersionKey(Vec<u8>);
+
+impl VersionKey {
+    pub fn new(key: Vec<u8>) -> Self {
+        VersionKey(key)
+    }
+
+    pub fn random() -> Self {
+        VersionKey(rand::random::<[u8; 32]>().to_vec())
+    }
+
+    /// `h-` and 32 hex digits of HMAC-SHA256(key, item name, content).
+    pub fn content_version(&self, item: &str, parts: &[&[u8]]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length");
+        mac.update(item.as_bytes());
+        for part in parts {
+            mac.update(&[0]);
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        format!("h-{}", hex::encode(&mac.finalize().into_bytes()[..16]))
+    }
+}
+
+impl std::fmt::Debug for VersionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VersionKey([REDACTED])")
+    }
+}
+
+/// A JSON value as file content: strings raw, anything else compact JSON.
+fn json_bytes(v: &serde_json::Value) -> Vec<u8> {
+    match v {
+        serde_json::Value::String(s) => s.as_bytes().to_vec(),
+        other => other.to_string().into_bytes(),
+    }
+}
+
+fn decode(encoding: Encoding, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    match encoding {
+        Encoding::Utf8 => Ok(bytes),
+        Encoding::Base64 => {
+            let compact: Vec<u8> = bytes
+                .into_iter()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(&compact)
+                .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(&compact))
+                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&compact))
+                .map_err(|_| "the value is not valid base64 (encoding: base64)".to_string())
+        }
+        Encoding::Hex => {
+            let compact: Vec<u8> = bytes
+                .into_iter()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            hex::decode(compact)
+                .map_err(|_| "the value is not valid hex (encoding: hex)".to_string())
+        }
+    }
+}
+
+fn parse_json(object: &ObjectSpec, raw: &[u8], why: &str) -> Result<serde_json::Value, MountError> {
+    serde_json::from_slice(raw).map_err(|e| {
+        MountError::invalid(format!(
+            "{}: the value is not JSON (line {} column {}), so {why} cannot be applied",
+            object.label(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+fn key_list(map: &serde_json::Map<String, serde_json::Value>) -> String {
+    let mut keys: Vec<&str> = map.keys().map(String::as_str).take(20).collect();
+    if map.len() > 20 {
+        keys.push("…");
+    }
+    keys.join(", ")
+}
+
+/// Shapes one object's raw value into `(path, bytes)` pairs.
+pub fn shape(object: &ObjectSpec, raw: &[u8]) -> Result<Vec<(String, Vec<u8>)>, MountError> {
+    let fail = |m: String| MountError::invalid(format!("{}: {m}", object.label()));
+    let mut value: Option<serde_json::Value> = None;
+    if let Some(Extract::Key(key)) = &object.extract {
+        let json = parse_json(object, raw, "key")?;
+        let serde_json::Value::Object(map) = json else {
+            return Err(fail(format!(
+                "the value is JSON but not an object, so key {key:?} cannot be applied"
+            )));
+        };
+        match map.get(key) {
+            Some(v) => value = Some(v.clone()),
+            None => {
+                return Err(MountError::new(
+                    crate::error::ErrorCode::NotFound,
+                    format!(
+                        "{}: the value has no top-level key {key:?} (its keys: {})",
+                        object.label(),
+                        key_list(&map)
+                    ),
+                ));
+            }
+        }
+    }
+    if object.explode {
+        let json = match value {
+            Some(v) => v,
+            None => parse_json(object, raw, "explode")?,
+        };
+        let serde_json::Value::Object(map) = json else {
+            return Err(fail("explode needs a JSON object value".into()));
+        };
+        let mut files = Vec::with_capacity(map.len());
+        for (k, v) in &map {
+            let path = format!("{}/{k}", object.file_name);
+            check_file_path(&path)
+                .map_err(|why| fail(format!("key {k:?} cannot be a file name: {why}")))?;
+            files.push((path, decode(object.encoding, json_bytes(v)).map_err(&fail)?));
+        }
+        return Ok(files);
+    }
+    let bytes = match value {
+        Some(v) => json_bytes(&v),
+        None => raw.to_vec(),
+    };
+    Ok(vec![(
+        object.file_name.clone(),
+        decode(object.encoding, bytes).map_err(fail)?,
+    )])
+}
+
+/// Renders every object of a mount. `values[i]` is the raw value read for `objects[i]`.
+pub fn render(
+    objects: &[ObjectSpec],
+    values: &[&SecretString],
+    default_mode: u32,
+    key: &VersionKey,
+) -> Result<Rendered, MountError> {
+    let mut rendered = Rendered::default();
+    for (object, value) in objects.iter().zip(values) {
+        let files = shape(object, value.expose_secret().as_bytes())?;
+        let version = match object.version {
+            Some(v) => v.to_string(),
+            None => {
+                let parts: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
+                key.content_version(&object.secret_path, &parts)
+            }
+        };
+        rendered.versions.push(ObjectVersion {
+            id: object.file_name.clone(),
+            version,
+        });
+        let mode = object.mode.unwrap_or(default_mode);
+        rendered
+            .files
+            .extend(files.into_iter().map(|(path, bytes)| RenderedFile {
+                path,
+                mode,
+                contents: secret_bytes(bytes),
+            }));
+    }
+    let paths: Vec<&str> = rendered.files.iter().map(|f| f.path.as_str()).collect();
+    if let Some((a, b)) = find_conflict(&paths) {
+        return Err(MountError::invalid(format!(
+            "files {:?} and {:?} of this mount collide (same path, or a file used as a directory); \
+             give the objects distinct fileNames",
+            paths[a], paths[b]
+        )));
+    }
+    Ok(rendered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::ItemType;
+
+    fn obj(file: &str) -> ObjectSpec {
+        ObjectSpec {
+            index: 0,
+            secret_path: format!("/items/{file}"),
+            file_name: file.into(),
+            item_type: Some(ItemType::Static),
+            version: None,
+            extract: None,
+            explode: false,
+            encoding: Encoding::Utf8,
+            mode: None,
+            args: vec![],
+        }
+    }
+
+    fn contents(r: &Rendered) -> Vec<(String, u32, String)> {
+        r.files
+            .iter()
+            .map(|f| {
+                (
+                    f.path.clone(),
+                    f.mode,
+                    String::from_utf8_lossy(f.contents.expose_secret()).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn raw_key_explode_encoding_and_modes() {
+        let key = VersionKey::new(b"k".to_vec());
+        let json = SecretString::from(r#"{"user":"app","port":5432,"b64":"aGk="}"#.to_string());
+        let plain = SecretString::from("plain".to_string());
+        let mut user = obj("db/user");
+        user.extract = Some(Extract::Key("user".into()));
+        user.mode = Some(0o400);
+        let mut port = obj("port");
+        port.extract = Some(Extract::Key("port".into()));
+        let mut all = obj("all");
+        all.explode = true;
+        let mut b64 = obj("hi");
+        b64.extract = Some(Extract::Key("b64".into()));
+        b64.encoding = Encoding::Base64;
+        let mut pinned = obj("plain");
+        pinned.version = Some(7);
+        let objects = vec![user, port, all, b64, pinned];
+        let r = render(&objects, &[&json, &json, &json, &json, &plain], 0o644, &key).unwrap();
+        assert_eq!(
+            contents(&r),
+            vec![
+                ("db/user".into(), 0o400, "app".into()),
+                ("port".into(), 0o644, "5432".into()),
+                ("all/b64".into(), 0o644, "aGk=".into()),
+                ("all/port".into(), 0o644, "5432".into()),
+                ("all/user".into(), 0o644, "app".into()),
+                ("hi".into(), 0o644, "hi".into()),
+                ("plain".into(), 0o644, "plain".into()),
+            ]
+        );
+        assert_eq!(
+            r.versions[4],
+            ObjectVersion {
+                id: "plain".into(),
+                version: "7".into()
+            }
+        );
+        assert!(r.versions[0].version.starts_with("h-"));
+    }
+
+    #[test]
+    fn content_versions_are_keyed_and_stable() {
+        let a = VersionKey::new(b"a".to_vec());
+        let b = VersionKey::new(b"b".to_vec());
+        assert_eq!(
+            a.content_version("/x", &[b"v"]),
+            a.content_version("/x", &[b"v"])
+        );
+        assert_ne!(
+            a.content_version("/x", &[b"v"]),
+            a.content_version("/x", &[b"w"])
+        );
+        assert_ne!(
+            a.content_version("/x", &[b"v"]),
+            b.content_version("/x", &[b"v"])
+        );
+        assert!(!a.content_version("/x", &[b"secret"]).contains("secret"));
+    }
+
+    #[test]
+    fn extraction_errors_name_the_object() {
+        let key = VersionKey::random();
+        let mut o = obj("db");
+        o.extract = Some(Extract::Key("missing".into()));
+        let v = SecretString::from(r#"{"user":"u"}"#.to_string());
+        let e = render(std::slice::from_ref(&o), &[&v], 0o644, &key).unwrap_err();
+        assert!(e.message.contains("object \"db\""), "{e}");
+        assert!(
+            e.message
+                .contains("no top-level key \"missing\" (its keys: user)"),
+            "{e}"
+        );
+        let not_json = SecretString::from("hunter2".to_string());
+        let e = render(&[o], &[&not_json], 0o644, &key).unwrap_err();
+        assert!(e.message.contains("not JSON"), "{e}");
+        assert!(!e.message.contains("hunter2"));
+        let mut bad = obj("bin");
+        bad.encoding = Encoding::Hex;
+        let e = render(&[bad], &[&not_json], 0o644, &key).unwrap_err();
+        assert!(e.message.contains("not valid hex"), "{e}");
+    }
+
+    #[test]
+    fn exploded_keys_must_be_safe_paths() {
+        let mut o = obj("dir");
+        o.explode = true;
+        let v = SecretString::from(r#"{"../escape":"x"}"#.to_string());
+        assert!(render(&[o], &[&v], 0o644, &VersionKey::random()).is_err());
+    }
+}

@@ -1,0 +1,699 @@
+//! SecretProviderClass parameters → a validated [`SecretProviderSpec`]. Pure: all validation
+//! happens here, before any network call, and every problem is reported with its location.
+//!
+//! Parsing has two steps so that offline tools can use the first alone:
+//! [`SecretProviderSpec::from_parameters`] needs only the SPC parameters (the `validate` command
+//! and the sync controller use it as is), and [`Credentials::resolve`] binds the credentials a
+//! mount carries (nodePublishSecretRef data and the pod's service-account tokens).
+
+mod objects;
+pub mod paths;
+
+use std::fmt;
+
+use url::Url;
+
+pub use objects::{Encoding, Extract, ItemType, OBJECT_FIELDS, ObjectSpec, parse_mode};
+
+use crate::error::MountError;
+use crate::request::{MountRequest, NodePublishSecrets, Parameters, ServiceAccountTokens};
+use crate::secret::{ExposeSecret, SecretString};
+
+/// Parameter names (the SPC contract; *compat* keys match the existing Akeyless provider).
+pub mod keys {
+    pub const GATEWAY_URL: &str = "akeylessGatewayURL";
+    pub const ACCESS_TYPE: &str = "akeylessAccessType";
+    pub const ACCESS_ID: &str = "akeylessAccessID";
+    pub const ACCESS_KEY: &str = "akeylessAccessKey";
+    pub const K8S_AUTH_CONFIG: &str = "akeylessK8sAuthConfigName";
+    pub const UID_INIT_TOKEN: &str = "akeylessUIDInitToken";
+    pub const AZURE_OBJECT_ID: &str = "akeylessAzureObjectID";
+    pub const GCP_AUDIENCE: &str = "akeylessGCPAudience";
+    pub const TOKEN_AUDIENCE: &str = "akeylessTokenAudience";
+    pub const TOKEN_SCOPE: &str = "akeylessTokenScope";
+    pub const CA_CERT: &str = "akeylessCACert";
+    pub const IGNORE_CACHE: &str = "akeylessIgnoreCache";
+    pub const OBJECTS: &str = "objects";
+
+    /// Every `akeyless*` parameter we accept; any other `akeyless*` key is reported as a typo.
+    pub const ALL: &[&str] = &[
+        GATEWAY_URL,
+        ACCESS_TYPE,
+        ACCESS_ID,
+        ACCESS_KEY,
+        K8S_AUTH_CONFIG,
+        UID_INIT_TOKEN,
+        AZURE_OBJECT_ID,
+        GCP_AUDIENCE,
+        TOKEN_AUDIENCE,
+        TOKEN_SCOPE,
+        CA_CERT,
+        IGNORE_CACHE,
+    ];
+}
+
+/// One validation problem: where (`parameters.akeylessAccessType`, `objects[2].fileName`) and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub location: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(location: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            location: location.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// All problems found in one SecretProviderClass.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct SpecErrors(pub Vec<Problem>);
+
+impl fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let messages: Vec<&str> = self.0.iter().map(|p| p.message.as_str()).collect();
+        f.write_str(&messages.join("; "))
+    }
+}
+
+impl From<SpecErrors> for MountError {
+    fn from(e: SpecErrors) -> Self {
+        MountError::invalid(e.to_string())
+    }
+}
+
+/// How an SPC authenticates to Akeyless (`akeylessAccessType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessType {
+    AccessKey,
+    Kubernetes,
+    Jwt,
+    UniversalIdentity,
+    AwsIam,
+    AzureAd,
+    Gcp,
+}
+
+impl AccessType {
+    pub const ACCEPTED: &'static str =
+        "access_key, k8s, jwt, universal_identity, aws_iam, azure_ad, gcp";
+
+    pub fn parse(s: &str) -> Option<AccessType> {
+        match s.trim() {
+            "access_key" | "api_key" => Some(AccessType::AccessKey),
+            "k8s" => Some(AccessType::Kubernetes),
+            "jwt" => Some(AccessType::Jwt),
+            "universal_identity" => Some(AccessType::UniversalIdentity),
+            "aws_iam" => Some(AccessType::AwsIam),
+            "azure_ad" => Some(AccessType::AzureAd),
+            "gcp" => Some(AccessType::Gcp),
+            _ => None,
+        }
+    }
+
+    /// The `access-type` value Akeyless's `/auth` expects.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessType::AccessKey => "access_key",
+            AccessType::Kubernetes => "k8s",
+            AccessType::Jwt => "jwt",
+            AccessType::UniversalIdentity => "universal_identity",
+            AccessType::AwsIam => "aws_iam",
+            AccessType::AzureAd => "azure_ad",
+            AccessType::Gcp => "gcp",
+        }
+    }
+
+    /// Methods that authenticate with the mounting pod's service-account token.
+    pub fn uses_pod_token(self) -> bool {
+        matches!(self, AccessType::Kubernetes | AccessType::Jwt)
+    }
+}
+
+impl fmt::Display for AccessType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whose Akeyless token a mount may reuse (`akeylessTokenScope`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TokenScope {
+    /// One token per pod (default).
+    #[default]
+    Pod,
+    /// Shared by the pods of one service account in one namespace.
+    ServiceAccount,
+}
+
+/// Where to reach Akeyless.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionSpec {
+    /// Ordered failover list of API base URLs, without trailing slash.
+    pub gateways: Vec<String>,
+    /// Extra PEM CA certificates trusted for this SPC's gateway.
+    pub ca_cert_pem: Option<String>,
+    /// Send `ignore-cache: "true"` so a gateway reads through its cache.
+    pub ignore_cache: bool,
+}
+
+/// Authentication settings from the parameters (no credential material).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthSettings {
+    pub access_type: AccessType,
+    /// From the parameters; may instead come from the nodePublishSecretRef at mount time.
+    pub access_id: Option<String>,
+    pub k8s_auth_config_name: Option<String>,
+    pub token_audience: Option<String>,
+    pub token_scope: TokenScope,
+    pub azure_object_id: Option<String>,
+    pub gcp_audience: Option<String>,
+}
+
+/// A validated SecretProviderClass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretProviderSpec {
+    pub connection: ConnectionSpec,
+    pub auth: AuthSettings,
+    pub objects: Vec<ObjectSpec>,
+}
+
+/// Provider-wide defaults and limits that shape parsing.
+#[derive(Clone, Debug)]
+pub struct SpecDefaults {
+    pub gateway_url: String,
+    pub max_objects: usize,
+}
+
+impl Default for SpecDefaults {
+    fn default() -> Self {
+        SpecDefaults {
+            gateway_url: "https://api.akeyless.io".into(),
+            max_objects: 500,
+        }
+    }
+}
+
+/// Checks one gateway URL and returns it without a trailing slash.
+pub fn normalize_gateway_url(raw: &str) -> Result<String, String> {
+    let url = Url::parse(raw.trim()).map_err(|e| format!("{raw:?} is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(format!(
+            "{raw:?} must start with https:// (or http:// for local gateways)"
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{raw:?} has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{raw:?} must not have a query or fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// Counts the certificates in a PEM bundle; an error when there are none or one is malformed.
+pub fn count_pem_certificates(pem: &str) -> Result<usize, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut n = 0;
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        cert.map_err(|e| format!("is not valid PEM ({e})"))?;
+        n += 1;
+    }
+    if n == 0 {
+        return Err("holds no PEM CERTIFICATE block".into());
+    }
+    Ok(n)
+}
+
+impl SecretProviderSpec {
+    /// Parses and validates the parameters. Credential presence is checked later by
+    /// [`Credentials::resolve`], because credentials may live outside the parameters.
+    pub fn from_parameters(
+        params: &Parameters,
+        defaults: &SpecDefaults,
+    ) -> Result<SecretProviderSpec, SpecErrors> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(Problem::new(format!("parameters.{key}"), message));
+        };
+
+        for key in params.keys() {
+            if key.starts_with("akeyless") && !keys::ALL.contains(&key) {
+                problem(
+                    key,
+                    format!(
+                        "parameter {key} is not known; accepted akeyless parameters: {}",
+                        keys::ALL.join(", ")
+                    ),
+                );
+            }
+        }
+
+        let gateway_list = params
+            .get(keys::GATEWAY_URL)
+            .unwrap_or(&defaults.gateway_url);
+        let mut gateways = Vec::new();
+        for raw in gateway_list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            match normalize_gateway_url(raw) {
+                Ok(url) => gateways.push(url),
+                Err(why) => problem(
+                    keys::GATEWAY_URL,
+                    format!("parameter {}: {why}", keys::GATEWAY_URL),
+                ),
+            }
+        }
+        if gateways.is_empty() && !gateway_list.trim().is_empty() {
+            // Only commas: treat as unset.
+            gateways.push(defaults.gateway_url.trim_end_matches('/').to_string());
+        }
+
+        let ca_cert_pem = params.get(keys::CA_CERT).map(str::to_string);
+        if let Some(pem) = &ca_cert_pem
+            && let Err(why) = count_pem_certificates(pem)
+        {
+            problem(keys::CA_CERT, format!("parameter {} {why}", keys::CA_CERT));
+        }
+
+        let ignore_cache = match params.get(keys::IGNORE_CACHE) {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                problem(
+                    keys::IGNORE_CACHE,
+                    format!(
+                        "parameter {} must be \"true\" or \"false\", not {v:?}",
+                        keys::IGNORE_CACHE
+                    ),
+                );
+                false
+            }
+        };
+
+        let k8s_auth_config_name = params.get(keys::K8S_AUTH_CONFIG).map(str::to_string);
+        let access_type = match params.get(keys::ACCESS_TYPE) {
+            Some(t) => AccessType::parse(t).unwrap_or_else(|| {
+                problem(
+                    keys::ACCESS_TYPE,
+                    format!(
+                        "parameter {} {t:?} is not supported; use one of: {}",
+                        keys::ACCESS_TYPE,
+                        AccessType::ACCEPTED
+                    ),
+                );
+                AccessType::AccessKey
+            }),
+            None if k8s_auth_config_name.is_some() => AccessType::Kubernetes,
+            None => AccessType::AccessKey,
+        };
+        if access_type == AccessType::Kubernetes && k8s_auth_config_name.is_none() {
+            problem(
+                keys::K8S_AUTH_CONFIG,
+                format!(
+                    "access type k8s needs parameter {}: the name of the gateway's Kubernetes auth config",
+                    keys::K8S_AUTH_CONFIG
+                ),
+            );
+        }
+        let token_scope = match params.get(keys::TOKEN_SCOPE) {
+            None | Some("pod") => TokenScope::Pod,
+            Some("serviceAccount") => TokenScope::ServiceAccount,
+            Some(other) => {
+                problem(
+                    keys::TOKEN_SCOPE,
+                    format!(
+                        "parameter {} {other:?} is not supported; use pod or serviceAccount",
+                        keys::TOKEN_SCOPE
+                    ),
+                );
+                TokenScope::Pod
+            }
+        };
+
+        let objects = match params.get(keys::OBJECTS) {
+            Some(yaml) => objects::parse_objects(yaml, defaults.max_objects, &mut problems),
+            None => {
+                problems.push(Problem::new(
+                    "parameters.objects",
+                    "parameter objects is required: a YAML list such as\n- secretPath: /prod/db/password\n  fileName: db-password",
+                ));
+                vec![]
+            }
+        };
+
+        if !problems.is_empty() {
+            return Err(SpecErrors(problems));
+        }
+        Ok(SecretProviderSpec {
+            connection: ConnectionSpec {
+                gateways,
+                ca_cert_pem,
+                ignore_cache,
+            },
+            auth: AuthSettings {
+                access_type,
+                access_id: params.get(keys::ACCESS_ID).map(str::to_string),
+                k8s_auth_config_name,
+                token_audience: params.get(keys::TOKEN_AUDIENCE).map(str::to_string),
+                token_scope,
+                azure_object_id: params.get(keys::AZURE_OBJECT_ID).map(str::to_string),
+                gcp_audience: params.get(keys::GCP_AUDIENCE).map(str::to_string),
+            },
+            objects,
+        })
+    }
+}
+
+/// The secret half of authentication, bound from one mount request.
+#[derive(Debug)]
+pub enum Credential {
+    AccessKey(SecretString),
+    /// The mounting pod's service-account token for `audience`.
+    PodToken {
+        audience: String,
+        token: SecretString,
+    },
+}
+
+/// Everything `/auth` needs for one mount. `Debug` redacts the credential.
+#[derive(Debug)]
+pub struct Credentials {
+    pub access_id: String,
+    pub credential: Credential,
+}
+
+fn copy_secret(s: &SecretString) -> SecretString {
+    SecretString::from(s.expose_secret().to_string())
+}
+
+/// Picks the pod token for `audience`, or the only one delivered.
+fn select_pod_token(
+    tokens: &ServiceAccountTokens,
+    audience: Option<&str>,
+    access_type: AccessType,
+) -> Result<(String, SecretString), String> {
+    let how_to_fix = "add a tokenRequests entry (an audience) to the secrets-store.csi.k8s.io CSIDriver \
+                      object, e.g. helm --set tokenRequests[0].audience=akeyless on the driver's chart";
+    match audience {
+        Some(aud) => match tokens.get(aud) {
+            Some(t) => Ok((aud.to_string(), copy_secret(&t.token))),
+            None if tokens.is_empty() => Err(format!(
+                "access type {access_type} needs the pod's service-account token for audience {aud:?}, \
+                 but the driver sent no tokens: {how_to_fix}"
+            )),
+            None => Err(format!(
+                "parameter {} is {aud:?} but the driver sent tokens only for audiences: {}",
+                keys::TOKEN_AUDIENCE,
+                tokens.audiences().collect::<Vec<_>>().join(", ")
+            )),
+        },
+        None => match tokens.single() {
+            Some((aud, t)) => Ok((aud.to_string(), copy_secret(&t.token))),
+            None if tokens.is_empty() => Err(format!(
+                "access type {access_type} authenticates as the pod, but the driver sent no \
+                 service-account token: {how_to_fix}"
+            )),
+            None => Err(format!(
+                "the driver sent tokens for several audiences ({}); choose one with parameter {}",
+                tokens.audiences().collect::<Vec<_>>().join(", "),
+                keys::TOKEN_AUDIENCE
+            )),
+        },
+    }
+}
+
+impl Credentials {
+    /// Binds the credentials of one mount. The nodePublishSecretRef is preferred to inline
+    /// parameters, because SPCs are readable by namespace users.
+    pub fn resolve(
+        auth: &AuthSettings,
+        params: &Parameters,
+        secrets: &NodePublishSecrets,
+        tokens: &ServiceAccountTokens,
+    ) -> Result<Credentials, SpecErrors> {
+        let fail = |key: &str, message: String| {
+            SpecErrors(vec![Problem::new(format!("parameters.{key}"), message)])
+        };
+        let access_id = secrets
+            .get(keys::ACCESS_ID)
+            .map(|s| s.expose_secret().trim().to_string())
+            .or_else(|| auth.access_id.clone())
+            .ok_or_else(|| {
+                fail(
+                    keys::ACCESS_ID,
+                    format!(
+                        "parameter {} is required (the Akeyless access ID, p-…), in the \
+                         SecretProviderClass or the nodePublishSecretRef Secret",
+                        keys::ACCESS_ID
+                    ),
+                )
+            })?;
+        let secret_or_param = |key: &str| {
+            secrets
+                .get(key)
+                .map(copy_secret)
+                .or_else(|| params.get(key).map(|v| SecretString::from(v.to_string())))
+        };
+        let credential = match auth.access_type {
+            AccessType::AccessKey => Credential::AccessKey(secret_or_param(keys::ACCESS_KEY).ok_or_else(|| {
+                fail(
+                    keys::ACCESS_KEY,
+                    format!(
+                        "access type access_key needs an access key: put it in the Secret named by the \
+                         volume's nodePublishSecretRef under key {}",
+                        keys::ACCESS_KEY
+                    ),
+                )
+            })?),
+            AccessType::Kubernetes | AccessType::Jwt => {
+                let (audience, token) =
+                    select_pod_token(tokens, auth.token_audience.as_deref(), auth.access_type)
+                        .map_err(|m| fail(keys::TOKEN_AUDIENCE, m))?;
+                Credential::PodToken { audience, token }
+            }
+            other @ (AccessType::UniversalIdentity
+            | AccessType::AwsIam
+            | AccessType::AzureAd
+            | AccessType::Gcp) => {
+                return Err(fail(
+                    keys::ACCESS_TYPE,
+                    format!(
+                        "access type {other} is not supported by this version of the provider yet; \
+                         use access_key, k8s or jwt"
+                    ),
+                ));
+            }
+        };
+        Ok(Credentials {
+            access_id,
+            credential,
+        })
+    }
+}
+
+/// Parses a whole mount: parameters, then credentials. Convenience for the pipeline.
+pub fn parse_mount(
+    req: &MountRequest,
+    defaults: &SpecDefaults,
+) -> Result<(SecretProviderSpec, Credentials), SpecErrors> {
+    let spec = SecretProviderSpec::from_parameters(&req.parameters, defaults)?;
+    let creds = Credentials::resolve(&spec.auth, &req.parameters, &req.secrets, &req.tokens)?;
+    Ok((spec, creds))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::request::ServiceAccountToken;
+
+    fn params(pairs: &[(&str, &str)]) -> Parameters {
+        Parameters::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn secrets(pairs: &[(&str, &str)]) -> NodePublishSecrets {
+        NodePublishSecrets::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), SecretString::from(v.to_string())))
+                .collect(),
+        )
+    }
+
+    fn tokens(auds: &[&str]) -> ServiceAccountTokens {
+        ServiceAccountTokens::new(
+            auds.iter()
+                .map(|a| {
+                    (
+                        a.to_string(),
+                        ServiceAccountToken {
+                            token: SecretString::from(format!("jwt-for-{a}")),
+                            expiration: None,
+                        },
+                    )
+                })
+                .collect::<BTreeMap<_, _>>(),
+        )
+    }
+
+    const OBJ: &str = "- secretPath: /a\n";
+
+    fn spec(pairs: &[(&str, &str)]) -> Result<SecretProviderSpec, SpecErrors> {
+        SecretProviderSpec::from_parameters(&params(pairs), &SpecDefaults::default())
+    }
+
+    #[test]
+    fn defaults_and_access_type_inference() {
+        let s = spec(&[("objects", OBJ)]).unwrap();
+        assert_eq!(s.connection.gateways, vec!["https://api.akeyless.io"]);
+        assert_eq!(s.auth.access_type, AccessType::AccessKey);
+        let s = spec(&[("objects", OBJ), (keys::K8S_AUTH_CONFIG, "conf")]).unwrap();
+        assert_eq!(s.auth.access_type, AccessType::Kubernetes);
+    }
+
+    #[test]
+    fn gateway_failover_list() {
+        let s = spec(&[
+            ("objects", OBJ),
+            (
+                keys::GATEWAY_URL,
+                "https://gw1:8000/api/v2/, http://127.0.0.1:8081",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.connection.gateways,
+            vec!["https://gw1:8000/api/v2", "http://127.0.0.1:8081"]
+        );
+        assert!(spec(&[("objects", OBJ), (keys::GATEWAY_URL, "ftp://x")]).is_err());
+    }
+
+    #[test]
+    fn parameter_problems_name_the_key() {
+        let e = spec(&[
+            ("objects", OBJ),
+            (keys::ACCESS_TYPE, "password"),
+            ("akeylessAccessId", "typo"),
+            (keys::IGNORE_CACHE, "yes"),
+            (keys::CA_CERT, "not pem"),
+        ])
+        .unwrap_err();
+        let locations: Vec<&str> = e.0.iter().map(|p| p.location.as_str()).collect();
+        assert!(locations.contains(&"parameters.akeylessAccessType"), "{e}");
+        assert!(locations.contains(&"parameters.akeylessAccessId"), "{e}");
+        assert!(locations.contains(&"parameters.akeylessIgnoreCache"), "{e}");
+        assert!(locations.contains(&"parameters.akeylessCACert"), "{e}");
+        assert!(e.to_string().contains("use one of: access_key, k8s"));
+        let e = spec(&[(keys::ACCESS_TYPE, "k8s"), ("objects", OBJ)]).unwrap_err();
+        assert!(e.to_string().contains(keys::K8S_AUTH_CONFIG));
+        let e = spec(&[]).unwrap_err();
+        assert!(e.to_string().contains("parameter objects is required"));
+    }
+
+    #[test]
+    fn access_key_prefers_node_publish_secret() {
+        let p = params(&[
+            ("objects", OBJ),
+            (keys::ACCESS_ID, "p-1"),
+            (keys::ACCESS_KEY, "inline"),
+        ]);
+        let s = SecretProviderSpec::from_parameters(&p, &SpecDefaults::default()).unwrap();
+        let c = Credentials::resolve(
+            &s.auth,
+            &p,
+            &secrets(&[(keys::ACCESS_KEY, "fromref")]),
+            &tokens(&[]),
+        )
+        .unwrap();
+        let Credential::AccessKey(k) = c.credential else {
+            panic!()
+        };
+        assert_eq!(k.expose_secret(), "fromref");
+        let c = Credentials::resolve(&s.auth, &p, &secrets(&[]), &tokens(&[])).unwrap();
+        let Credential::AccessKey(k) = c.credential else {
+            panic!()
+        };
+        assert_eq!(k.expose_secret(), "inline");
+    }
+
+    #[test]
+    fn missing_credentials_are_invalid_config() {
+        let p = params(&[("objects", OBJ)]);
+        let s = SecretProviderSpec::from_parameters(&p, &SpecDefaults::default()).unwrap();
+        let e = Credentials::resolve(&s.auth, &p, &secrets(&[]), &tokens(&[])).unwrap_err();
+        assert!(e.to_string().contains(keys::ACCESS_ID), "{e}");
+        let p = params(&[("objects", OBJ), (keys::ACCESS_ID, "p-1")]);
+        let e = Credentials::resolve(&s.auth, &p, &secrets(&[]), &tokens(&[])).unwrap_err();
+        assert!(e.to_string().contains("nodePublishSecretRef"), "{e}");
+    }
+
+    #[test]
+    fn pod_token_selection() {
+        let p = params(&[
+            ("objects", OBJ),
+            (keys::ACCESS_ID, "p-1"),
+            (keys::K8S_AUTH_CONFIG, "c"),
+        ]);
+        let s = SecretProviderSpec::from_parameters(&p, &SpecDefaults::default()).unwrap();
+        let none = Credentials::resolve(&s.auth, &p, &secrets(&[]), &tokens(&[])).unwrap_err();
+        assert!(none.to_string().contains("tokenRequests"), "{none}");
+        let many =
+            Credentials::resolve(&s.auth, &p, &secrets(&[]), &tokens(&["a", "b"])).unwrap_err();
+        assert!(many.to_string().contains("a, b"), "{many}");
+        let one = Credentials::resolve(&s.auth, &p, &secrets(&[]), &tokens(&["a"])).unwrap();
+        assert!(
+            matches!(one.credential, Credential::PodToken { ref audience, .. } if audience == "a")
+        );
+
+        let p = params(&[
+            ("objects", OBJ),
+            (keys::ACCESS_ID, "p-1"),
+            (keys::K8S_AUTH_CONFIG, "c"),
+            (keys::TOKEN_AUDIENCE, "b"),
+        ]);
+        let s = SecretProviderSpec::from_parameters(&p, &SpecDefaults::default()).unwrap();
+        let chosen =
+            Credentials::resolve(&s.auth, &p, &secrets(&[]), &tokens(&["a", "b"])).unwrap();
+        let Credential::PodToken { audience, token } = chosen.credential else {
+            panic!()
+        };
+        assert_eq!(
+            (audience.as_str(), token.expose_secret()),
+            ("b", "jwt-for-b")
+        );
+        let missing =
+            Credentials::resolve(&s.auth, &p, &secrets(&[]), &tokens(&["a"])).unwrap_err();
+        assert!(
+            missing.to_string().contains("only for audiences: a"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn credentials_debug_redacts() {
+        let p = params(&[("objects", OBJ), (keys::ACCESS_ID, "p-1")]);
+        let s = SecretProviderSpec::from_parameters(&p, &SpecDefaults::default()).unwrap();
+        let c = Credentials::resolve(
+            &s.auth,
+            &p,
+            &secrets(&[(keys::ACCESS_KEY, "topsecret")]),
+            &tokens(&[]),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("topsecret"));
+    }
+}

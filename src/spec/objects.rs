@@ -1,0 +1,626 @@
+//! The `objects` parameter: a YAML list of items to fetch and how to shape them into files.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+use super::Problem;
+use super::paths::{check_file_path, find_conflict};
+
+/// Akeyless item types the provider can read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ItemType {
+    Static,
+    Rotated,
+    Dynamic,
+    Certificate,
+    Pki,
+}
+
+impl ItemType {
+    pub const ACCEPTED: &'static str = "static, rotated, dynamic, certificate, pki";
+
+    pub fn parse(s: &str) -> Option<ItemType> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "static" | "static_secret" | "static-secret" => Some(ItemType::Static),
+            "rotated" | "rotated_secret" | "rotated-secret" => Some(ItemType::Rotated),
+            "dynamic" | "dynamic_secret" | "dynamic-secret" => Some(ItemType::Dynamic),
+            "certificate" => Some(ItemType::Certificate),
+            "pki" | "pki_cert_issuer" => Some(ItemType::Pki),
+            _ => None,
+        }
+    }
+
+    /// Maps describe-item's `item_type` to ours; `None` for types we cannot mount.
+    pub fn from_akeyless(item_type: &str) -> Option<ItemType> {
+        match item_type {
+            "STATIC_SECRET" => Some(ItemType::Static),
+            "ROTATED_SECRET" => Some(ItemType::Rotated),
+            "DYNAMIC_SECRET" => Some(ItemType::Dynamic),
+            "CERTIFICATE" => Some(ItemType::Certificate),
+            "PKI_CERT_ISSUER" => Some(ItemType::Pki),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemType::Static => "static",
+            ItemType::Rotated => "rotated",
+            ItemType::Dynamic => "dynamic",
+            ItemType::Certificate => "certificate",
+            ItemType::Pki => "pki",
+        }
+    }
+
+    /// Whether the object's `fileName` is a directory of several files.
+    pub fn writes_directory(self) -> bool {
+        matches!(self, ItemType::Certificate | ItemType::Pki)
+    }
+
+    pub fn is_versioned(self) -> bool {
+        matches!(
+            self,
+            ItemType::Static | ItemType::Rotated | ItemType::Certificate
+        )
+    }
+}
+
+impl fmt::Display for ItemType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How to take a part of a JSON value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Extract {
+    /// A top-level key.
+    Key(String),
+}
+
+/// How the (extracted) value is encoded in Akeyless; it is decoded before writing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Encoding {
+    #[default]
+    Utf8,
+    Base64,
+    Hex,
+}
+
+/// One validated entry of `objects`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectSpec {
+    /// Position in the `objects` list (0-based), for messages.
+    pub index: usize,
+    pub secret_path: String,
+    pub file_name: String,
+    /// `None`: looked up with describe-item.
+    pub item_type: Option<ItemType>,
+    /// `None`: the latest version.
+    pub version: Option<u32>,
+    pub extract: Option<Extract>,
+    pub explode: bool,
+    pub encoding: Encoding,
+    /// `None`: the request's default mode.
+    pub mode: Option<u32>,
+    /// Arguments for dynamic secrets (`secretArgs`), as `key=value` strings.
+    pub args: Vec<String>,
+}
+
+impl ObjectSpec {
+    /// How messages name this object: `object "db-password" (secretPath /prod/db/password)`.
+    pub fn label(&self) -> String {
+        format!(
+            "object {:?} (secretPath {})",
+            self.file_name, self.secret_path
+        )
+    }
+
+    /// Whether this object writes a directory of files rather than one file.
+    pub fn writes_directory(&self) -> bool {
+        self.explode || self.item_type.is_some_and(ItemType::writes_directory)
+    }
+}
+
+/// The accepted fields, exactly as written in an SPC (listed in errors about unknown fields).
+pub const OBJECT_FIELDS: &[&str] = &[
+    "secretPath",
+    "fileName",
+    "type",
+    "version",
+    "key",
+    "jq",
+    "explode",
+    "encoding",
+    "mode",
+    "secretArgs",
+    "secretType",
+];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawObject {
+    secret_path: Option<Value>,
+    file_name: Option<Value>,
+    #[serde(rename = "type")]
+    item_type: Option<Value>,
+    version: Option<Value>,
+    key: Option<Value>,
+    jq: Option<Value>,
+    explode: Option<Value>,
+    encoding: Option<Value>,
+    mode: Option<Value>,
+    secret_args: Option<Value>,
+    /// Accepted and ignored, as the existing Akeyless provider does.
+    #[allow(dead_code)]
+    secret_type: Option<Value>,
+}
+
+/// Collects the problems of one object, each tagged with its field.
+struct ObjectProblems<'a> {
+    index: usize,
+    secret_path: Option<String>,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl ObjectProblems<'_> {
+    fn push(&mut self, field: &str, message: impl Into<String>) {
+        let who = match &self.secret_path {
+            Some(path) => format!("objects[{}] (secretPath {path})", self.index),
+            None => format!("objects[{}]", self.index),
+        };
+        self.problems.push(Problem::new(
+            format!("objects[{}].{field}", self.index),
+            format!("{who}: {field} {}", message.into()),
+        ));
+    }
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn string_field(p: &mut ObjectProblems<'_>, field: &str, v: &Option<Value>) -> Option<String> {
+    match v {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => {
+            p.push(field, "must be a string");
+            None
+        }
+    }
+}
+
+/// Parses a mode: an octal string ("0400", "400", "0o400") or a decimal integer (256).
+pub fn parse_mode(v: &Value) -> Result<u32, String> {
+    let mode = match v {
+        Value::String(s) => {
+            let digits = s.trim();
+            let digits = digits.strip_prefix("0o").unwrap_or(digits);
+            u32::from_str_radix(digits, 8).map_err(|_| {
+                format!("{s:?} is not an octal mode; write it like \"0644\" or \"0400\"")
+            })?
+        }
+        Value::Number(n) => match n.as_u64() {
+            Some(m) if m <= 0o777 => m as u32,
+            _ => {
+                return Err(format!(
+                    "{n} is not a mode: an integer is read as decimal (0 to 511); \
+                     write octal modes as a string, e.g. \"0644\""
+                ));
+            }
+        },
+        _ => return Err("must be an octal string like \"0644\" or a decimal integer".into()),
+    };
+    if mode > 0o777 {
+        return Err(format!(
+            "{mode:o} is larger than 0777; only permission bits can be set"
+        ));
+    }
+    Ok(mode)
+}
+
+fn parse_version(v: &Value) -> Result<u32, String> {
+    let text = scalar_text(v).ok_or("must be a positive integer")?;
+    match text.trim().parse::<i64>() {
+        Ok(n) if n >= 1 && n <= i64::from(u32::MAX) => Ok(n as u32),
+        _ => Err(format!(
+            "{text:?} is not a version: use a positive integer, or leave it out for the latest"
+        )),
+    }
+}
+
+fn parse_args(v: &Value) -> Result<Vec<String>, String> {
+    match v {
+        Value::Null => Ok(vec![]),
+        // The existing provider documents a map; Akeyless's API wants "key=value" strings.
+        Value::Mapping(m) => {
+            let mut args = Vec::new();
+            for (k, val) in m {
+                let k = scalar_text(k).ok_or("keys must be strings")?;
+                let val = match val {
+                    Value::Null => String::new(),
+                    other => scalar_text(other)
+                        .or_else(|| serde_json::to_string(other).ok())
+                        .unwrap_or_default(),
+                };
+                args.push(format!("{k}={val}"));
+            }
+            args.sort();
+            Ok(args)
+        }
+        Value::Sequence(items) => items
+            .iter()
+            .map(|i| scalar_text(i).ok_or_else(|| "list items must be strings".to_string()))
+            .collect(),
+        Value::String(s) => Ok(vec![s.clone()]),
+        _ => Err("must be a map of arguments or a list of \"key=value\" strings".into()),
+    }
+}
+
+fn parse_bool(v: &Value) -> Result<bool, String> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err("must be true or false".into()),
+    }
+}
+
+fn default_file_name(secret_path: &str) -> String {
+    secret_path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(secret_path)
+        .to_string()
+}
+
+fn parse_object(index: usize, raw: &Value, problems: &mut Vec<Problem>) -> Option<ObjectSpec> {
+    let mut p = ObjectProblems {
+        index,
+        secret_path: None,
+        problems,
+    };
+    let Value::Mapping(map) = raw else {
+        p.push(
+            "secretPath",
+            "is missing: each list entry must be a mapping such as {secretPath: /path/to/item}",
+        );
+        return None;
+    };
+    // Unknown fields are rejected, listing the accepted ones (catches typos like `filename`).
+    for key in map.keys() {
+        let name = scalar_text(key).unwrap_or_else(|| format!("{key:?}"));
+        if !OBJECT_FIELDS.contains(&name.as_str()) {
+            p.push(
+                &name,
+                format!(
+                    "is not a known field; accepted fields: {}",
+                    OBJECT_FIELDS.join(", ")
+                ),
+            );
+        }
+    }
+    let obj: RawObject = match serde_yaml_ng::from_value(raw.clone()) {
+        Ok(o) => o,
+        Err(e) => {
+            p.push("secretPath", format!("cannot be read: {e}"));
+            return None;
+        }
+    };
+    let before = p.problems.len();
+
+    let secret_path = string_field(&mut p, "secretPath", &obj.secret_path);
+    let file_name = string_field(&mut p, "fileName", &obj.file_name);
+    p.secret_path = secret_path.clone();
+    let secret_path = match secret_path {
+        Some(s) if s.chars().any(char::is_control) => {
+            p.push("secretPath", "must not contain control characters");
+            None
+        }
+        Some(s) => Some(s),
+        None => {
+            p.push(
+                "secretPath",
+                "is required (the Akeyless item name, e.g. /prod/db/password)",
+            );
+            None
+        }
+    };
+    let file_name = file_name.or_else(|| secret_path.as_deref().map(default_file_name));
+    if let Some(f) = &file_name
+        && let Err(why) = check_file_path(f)
+    {
+        p.push("fileName", format!("{f:?} {why}"));
+    }
+
+    let item_type = string_field(&mut p, "type", &obj.item_type).and_then(|t| {
+        let parsed = ItemType::parse(&t);
+        if parsed.is_none() {
+            p.push(
+                "type",
+                format!(
+                    "{t:?} is not supported; supported types: {}",
+                    ItemType::ACCEPTED
+                ),
+            );
+        }
+        parsed
+    });
+    let version = match &obj.version {
+        None | Some(Value::Null) => None,
+        Some(v) => parse_version(v).map_err(|e| p.push("version", e)).ok(),
+    };
+    if let (Some(_), Some(t)) = (version, item_type)
+        && !t.is_versioned()
+    {
+        p.push(
+            "version",
+            format!("cannot be pinned for {t} items (they have no versions)"),
+        );
+    }
+    let key = string_field(&mut p, "key", &obj.key);
+    if string_field(&mut p, "jq", &obj.jq).is_some() {
+        p.push(
+            "jq",
+            "is not supported by this version of the provider yet; use key for a top-level JSON key",
+        );
+    }
+    let extract = key.map(Extract::Key);
+    let explode = match &obj.explode {
+        None | Some(Value::Null) => false,
+        Some(v) => parse_bool(v)
+            .map_err(|e| p.push("explode", e))
+            .unwrap_or(false),
+    };
+    let encoding = match string_field(&mut p, "encoding", &obj.encoding).as_deref() {
+        None => Encoding::Utf8,
+        Some(e) => match e.to_ascii_lowercase().as_str() {
+            "utf-8" | "utf8" | "text" | "plain" => Encoding::Utf8,
+            "base64" => Encoding::Base64,
+            "hex" => Encoding::Hex,
+            other => {
+                p.push(
+                    "encoding",
+                    format!("{other:?} is not supported; use utf-8, base64 or hex"),
+                );
+                Encoding::Utf8
+            }
+        },
+    };
+    let mode = match &obj.mode {
+        None | Some(Value::Null) => None,
+        Some(v) => parse_mode(v).map_err(|e| p.push("mode", e)).ok(),
+    };
+    let args = match &obj.secret_args {
+        None => vec![],
+        Some(v) => parse_args(v)
+            .map_err(|e| p.push("secretArgs", e))
+            .unwrap_or_default(),
+    };
+    if let Some(t) = item_type
+        && t.writes_directory()
+        && (extract.is_some() || explode)
+    {
+        p.push(
+            if explode { "explode" } else { "key" },
+            format!("does not apply to {t} items, which are written as PEM files"),
+        );
+    }
+
+    if p.problems.len() > before {
+        return None;
+    }
+    Some(ObjectSpec {
+        index,
+        secret_path: secret_path?,
+        file_name: file_name?,
+        item_type,
+        version,
+        extract,
+        explode,
+        encoding,
+        mode,
+        args,
+    })
+}
+
+/// Parses and validates the `objects` YAML. Every problem is collected, not just the first.
+pub fn parse_objects(
+    yaml: &str,
+    max_objects: usize,
+    problems: &mut Vec<Problem>,
+) -> Vec<ObjectSpec> {
+    let example = "e.g.\n- secretPath: /prod/db/password\n  fileName: db-password";
+    let list = match serde_yaml_ng::from_str::<Value>(yaml) {
+        Ok(Value::Sequence(list)) => list,
+        Ok(Value::Null) => vec![],
+        Ok(_) => {
+            problems.push(Problem::new(
+                "parameters.objects",
+                format!("parameter objects must be a YAML list of objects, {example}"),
+            ));
+            return vec![];
+        }
+        Err(e) => {
+            problems.push(Problem::new(
+                "parameters.objects",
+                format!("parameter objects is not valid YAML: {e}"),
+            ));
+            return vec![];
+        }
+    };
+    if list.is_empty() {
+        problems.push(Problem::new(
+            "parameters.objects",
+            format!("parameter objects lists no objects; add at least one, {example}"),
+        ));
+        return vec![];
+    }
+    if list.len() > max_objects {
+        problems.push(Problem::new(
+            "parameters.objects",
+            format!(
+                "parameter objects lists {} objects; at most {max_objects} are allowed per SecretProviderClass",
+                list.len()
+            ),
+        ));
+        return vec![];
+    }
+    let objects: Vec<ObjectSpec> = list
+        .iter()
+        .enumerate()
+        .filter_map(|(i, raw)| parse_object(i, raw, problems))
+        .collect();
+
+    let names: Vec<&str> = objects.iter().map(|o| o.file_name.as_str()).collect();
+    if let Some((a, b)) = find_conflict(&names) {
+        let (first, second) = (&objects[a.min(b)], &objects[a.max(b)]);
+        let why = if first.file_name == second.file_name {
+            "is already used by".to_string()
+        } else {
+            "overlaps (one is a directory of the other) with".to_string()
+        };
+        problems.push(Problem::new(
+            format!("objects[{}].fileName", second.index),
+            format!(
+                "objects[{}] (secretPath {}): fileName {:?} {why} objects[{}] ({:?}); each object needs its own file",
+                second.index, second.secret_path, second.file_name, first.index, first.file_name
+            ),
+        ));
+    }
+    objects
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> (Vec<ObjectSpec>, Vec<Problem>) {
+        let mut problems = vec![];
+        let objects = parse_objects(yaml, 100, &mut problems);
+        (objects, problems)
+    }
+
+    fn messages(problems: &[Problem]) -> String {
+        problems
+            .iter()
+            .map(|p| format!("{}: {}", p.location, p.message))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn parses_existing_provider_shape() {
+        let (objects, problems) = parse(
+            "- secretPath: \"/akeyless-csi-secret/foo\"\n  fileName: \"bar\"\n  secretType: StaticSecret\n- secretPath: /akeyless-csi-secret/secret\n",
+        );
+        assert!(problems.is_empty(), "{}", messages(&problems));
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[0].file_name, "bar");
+        assert_eq!(objects[1].file_name, "secret");
+        assert_eq!(objects[1].item_type, None);
+    }
+
+    #[test]
+    fn parses_every_field() {
+        let (objects, problems) = parse(
+            r#"
+- secretPath: /prod/db/config
+  fileName: db/user
+  type: static
+  key: username
+  mode: "0400"
+  version: 3
+  encoding: base64
+- secretPath: /prod/dyn
+  type: dynamic
+  secretArgs: {ttl: 30m, role: ro}
+  mode: 256
+- secretPath: /prod/json
+  explode: "true"
+"#,
+        );
+        assert!(problems.is_empty(), "{}", messages(&problems));
+        let o = &objects[0];
+        assert_eq!(o.mode, Some(0o400));
+        assert_eq!(o.version, Some(3));
+        assert_eq!(o.extract, Some(Extract::Key("username".into())));
+        assert_eq!(o.encoding, Encoding::Base64);
+        assert_eq!(objects[1].args, vec!["role=ro", "ttl=30m"]);
+        assert_eq!(objects[1].mode, Some(256));
+        assert!(objects[2].explode);
+    }
+
+    #[test]
+    fn collects_every_problem_with_location() {
+        let (_, problems) = parse(
+            r#"
+- secretPath: /a
+  fileName: ../etc/passwd
+- fileName: b
+- secretPath: /c
+  filename: typo
+- secretPath: /d
+  type: ssh
+  mode: "0999"
+  version: 0
+"#,
+        );
+        let text = messages(&problems);
+        assert!(text.contains("objects[0].fileName"), "{text}");
+        assert!(text.contains(".. segments"), "{text}");
+        assert!(
+            text.contains("objects[1].secretPath: objects[1]: secretPath is required"),
+            "{text}"
+        );
+        assert!(
+            text.contains("objects[0] (secretPath /a): fileName \"../etc/passwd\""),
+            "{text}"
+        );
+        assert!(text.contains("objects[2].filename"), "{text}");
+        assert!(
+            text.contains("accepted fields: secretPath, fileName"),
+            "{text}"
+        );
+        assert!(text.contains("objects[3].type"), "{text}");
+        assert!(text.contains("supported types: static, rotated"), "{text}");
+        assert!(text.contains("objects[3].mode"), "{text}");
+        assert!(text.contains("objects[3].version"), "{text}");
+    }
+
+    #[test]
+    fn rejects_duplicate_and_overlapping_file_names() {
+        let (_, problems) = parse("- secretPath: /a/x\n- secretPath: /b/x\n");
+        assert!(messages(&problems).contains("already used by objects[0]"));
+        let (_, problems) =
+            parse("- secretPath: /a\n  fileName: tls\n- secretPath: /b\n  fileName: tls/ca.crt\n");
+        assert!(messages(&problems).contains("overlaps"));
+    }
+
+    #[test]
+    fn rejects_empty_and_non_list() {
+        assert!(!parse("").1.is_empty());
+        assert!(!parse("[]").1.is_empty());
+        assert!(!parse("secretPath: /a").1.is_empty());
+        assert!(!parse("- [unclosed").1.is_empty());
+    }
+
+    #[test]
+    fn mode_forms() {
+        assert_eq!(parse_mode(&Value::String("0644".into())), Ok(0o644));
+        assert_eq!(parse_mode(&Value::String("0o600".into())), Ok(0o600));
+        assert_eq!(parse_mode(&Value::Number(420.into())), Ok(0o644));
+        assert!(parse_mode(&Value::Number(644.into())).is_err());
+        assert!(parse_mode(&Value::String("rw".into())).is_err());
+    }
+}
