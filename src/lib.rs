@@ -1,10 +1,24 @@
 //! akeyless-csi-provider: a Secrets Store CSI Driver provider for Akeyless.
+//!
+//! A mount flows top to bottom through these modules:
+//! `server` (gRPC adapter) → `request` (decode) → `spec` (parse + validate) → `plan` (dedupe,
+//! batch) → `akeyless` (auth and reads) → `render` (files + versions) → back to `server`.
+//! `mount` strings the stages together. `emulator` is an Akeyless API emulator used by `demo`,
+//! tests and benchmarks; nothing on the mount path imports it.
 
+pub mod akeyless;
+pub mod cli;
+pub mod demo;
+pub mod driver;
 pub mod emulator;
 pub mod error;
+pub mod mount;
 pub mod plan;
 pub mod proto;
 pub mod render;
 pub mod request;
 pub mod secret;
+pub mod server;
 pub mod spec;
+pub mod telemetry;
+pub mod validate;

@@ -1,1 +1,37 @@
-fn main() {}
+use clap::Parser;
+
+use akeyless_csi_provider::cli::{self, Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            None => cli::run_serve(cli.serve).await,
+            Some(Command::Serve(args)) => cli::run_serve(args).await,
+            Some(Command::Demo(args)) => akeyless_csi_provider::demo::run(args).await,
+            Some(Command::Validate(args)) => akeyless_csi_provider::validate::run(args),
+            Some(Command::Emulator(args)) => cli::run_emulator(args).await,
+            Some(Command::Version) => {
+                cli::print_version();
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! A small typed client for the Akeyless endpoints the provider calls. It knows nothing about
+//! pods or files: it turns requests into HTTP calls against an ordered gateway list and HTTP
+//! outcomes into [`BackendError`]s, which map onto the public error codes.
+
+pub mod api;
+mod transport;
+
+use std::fmt;
+
+use base64::Engine;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use transport::ClientFactory;
+
+use crate::error::ErrorCode;
+use crate::secret::{ExposeSecret, SecretString};
+use api::*;
+
+/// Largest response body read from Akeyless; larger answers are refused, not buffered.
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The Akeyless operations we perform (also the metrics/log label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Auth,
+    DescribeItem,
+    GetSecretValue,
+}
+
+impl Operation {
+    pub fn path(self) -> &'static str {
+        match self {
+            Operation::Auth => "/auth",
+            Operation::DescribeItem => "/describe-item",
+            Operation::GetSecretValue => "/get-secret-value",
+        }
+    }
+}
+
+/// A failed call to Akeyless. Messages hold statuses, gateway URLs and Akeyless's own error text
+/// (scrubbed of anything token-like), never request bodies.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    #[error("Akeyless answered {status} to {path} at {gateway}: {message}", path = op.path())]
+    Status {
+        op: Operation,
+        gateway: String,
+        status: u16,
+        message: String,
+    },
+    #[error("cannot reach Akeyless at {gateway} ({detail})")]
+    Unreachable {
+        op: Operation,
+        gateway: String,
+        detail: String,
+    },
+    #[error("Akeyless at {gateway} did not answer {path} in time", path = op.path())]
+    Timeout { op: Operation, gateway: String },
+    #[error("unexpected answer from Akeyless at {gateway} to {path}: {detail}", path = op.path())]
+    BadResponse {
+        op: Operation,
+        gateway: String,
+        detail: String,
+    },
+}
+
+impl BackendError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            BackendError::Status { op, status, .. } => match (*status, op) {
+                (401 | 403, Operation::Auth) => ErrorCode::AuthFailed,
+                (401 | 403, _) => ErrorCode::PermissionDenied,
+                (404, _) => ErrorCode::NotFound,
+                (429, _) => ErrorCode::Throttled,
+                (400 | 422, _) => ErrorCode::InvalidConfig,
+                (408 | 504, _) => ErrorCode::Timeout,
+                (s, _) if s >= 500 => ErrorCode::BackendUnavailable,
+                _ => ErrorCode::Internal,
+            },
+            BackendError::Unreachable { .. } => ErrorCode::BackendUnavailable,
+            BackendError::Timeout { .. } => ErrorCode::Timeout,
+            BackendError::BadResponse { .. } => ErrorCode::BackendUnavailable,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            BackendError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether the next gateway of a failover list may do better.
+    fn should_fail_over(&self) -> bool {
+        match self {
+            BackendError::Unreachable { .. } => true,
+            BackendError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// An Akeyless access token (`t-…`) of one identity. `Debug` redacts.
+#[derive(Clone)]
+pub struct AkeylessToken {
+    pub token: SecretString,
+    pub expiration: Option<String>,
+}
+
+impl fmt::Debug for AkeylessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AkeylessToken")
+            .field("token", &"[REDACTED]")
+            .field("expiration", &self.expiration)
+            .finish()
+    }
+}
+
+/// What `/auth` is asked to verify.
+pub enum AuthCredential<'a> {
+    AccessKey(&'a SecretString),
+    Kubernetes {
+        config_name: &'a str,
+        service_account_token: &'a SecretString,
+    },
+    Jwt(&'a SecretString),
+}
+
+/// A client bound to one connection spec (gateway list, TLS roots, cache preference).
+#[derive(Clone)]
+pub struct AkeylessClient {
+    http: reqwest::Client,
+    gateways: Vec<String>,
+    ignore_cache: bool,
+}
+
+impl fmt::Debug for AkeylessClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AkeylessClient")
+            .field("gateways", &self.gateways)
+            .field("ignore_cache", &self.ignore_cache)
+            .finish()
+    }
+}
+
+/// Removes token-like words (Akeyless `t-`/`u-` tokens, long base64/hex runs such as JWTs or
+/// keys) from a backend message and bounds its length, so it can be shown to users.
+pub fn scrub(message: &str) -> String {
+    const MAX: usize = 300;
+    let looks_secret = |w: &str| {
+        let body = w.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+        let tokenish = (body.starts_with("t-") || body.starts_with("u-")) && body.len() >= 12;
+        let long_opaque = body.len() >= 32
+            && body.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '-' | '_' | '.')
+            });
+        tokenish || long_opaque
+    };
+    let scrubbed: Vec<&str> = message
+        .split_whitespace()
+        .map(|w| if looks_secret(w) { "[REDACTED]" } else { w })
+        .collect();
+    let mut out = scrubbed.join(" ");
+    if out.len() > MAX {
+        let mut cut = MAX;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+impl AkeylessClient {
+    pub fn new(http: reqwest::Client, gateways: Vec<String>, ignore_cache: bool) -> Self {
+        AkeylessClient {
+            http,
+            gateways,
+            ignore_cache,
+        }
+    }
+
+    pub fn gateways(&self) -> &[String] {
+        &self.gateways
+    }
+
+    /// POSTs `body` to `op` on each gateway in turn until one answers without a
+    /// connection failure or 5xx.
+    async fn call<B: Serialize, R: DeserializeOwned>(
+        &self,
+        op: Operation,
+        body: &B,
+    ) -> Result<R, BackendError> {
+        let mut last = None;
+        for gateway in &self.gateways {
+            match self.call_once(gateway, op, body).await {
+                Err(e) if e.should_fail_over() => {
+                    tracing::warn!(gateway = %gateway, op = op.path(), error = %e, "Akeyless call failed; trying the next gateway if any");
+                    last = Some(e);
+                }
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| BackendError::Unreachable {
+            op,
+            gateway: "(none)".into(),
+            detail: "no gateway URL configured".into(),
+        }))
+    }
+
+    async fn call_once<B: Serialize, R: DeserializeOwned>(
+        &self,
+        gateway: &str,
+        op: Operation,
+        body: &B,
+    ) -> Result<R, BackendError> {
+        let url = format!("{gateway}{}", op.path());
+        let transport_error = |e: reqwest::Error| {
+            if e.is_timeout() {
+                BackendError::Timeout {
+                    op,
+                    gateway: gateway.to_string(),
+                }
+            } else {
+                BackendError::Unreachable {
+                    op,
+                    gateway: gateway.to_string(),
+                    detail: error_chain(&e.without_url()),
+                }
+            }
+        };
+        let mut response = self
+            .http
+            .post(&url)
+            .header("akeylessclienttype", "akeyless-csi-provider")
+            .json(body)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status().as_u16();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(BackendError::BadResponse {
+                    op,
+                    gateway: gateway.to_string(),
+                    detail: format!("the response is larger than {MAX_RESPONSE_BYTES} bytes"),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if !(200..300).contains(&status) {
+            let message = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|b| scrub(&b.error))
+                .unwrap_or_else(|_| "(no error message)".into());
+            return Err(BackendError::Status {
+                op,
+                gateway: gateway.to_string(),
+                status,
+                message,
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| BackendError::BadResponse {
+            op,
+            gateway: gateway.to_string(),
+            // Category and position only: the body may hold secret values.
+            detail: format!(
+                "not the expected JSON (line {} column {})",
+                e.line(),
+                e.column()
+            ),
+        })
+    }
+
+    /// `POST /auth`: logs in as `access_id` and returns the identity's token.
+    pub async fn authenticate(
+        &self,
+        access_id: &str,
+        credential: AuthCredential<'_>,
+    ) -> Result<AkeylessToken, BackendError> {
+        let mut request = AuthRequest {
+            access_id,
+            ..Default::default()
+        };
+        match credential {
+            AuthCredential::AccessKey(key) => {
+                request.access_type = "access_key";
+                request.access_key = Some(key.expose_secret());
+            }
+            AuthCredential::Kubernetes {
+                config_name,
+                service_account_token,
+            } => {
+                request.access_type = "k8s";
+                request.k8s_auth_config_name = Some(config_name);
+                request.k8s_service_account_token = Some(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(service_account_token.expose_secret()),
+                );
+            }
+            AuthCredential::Jwt(jwt) => {
+                request.access_type = "jwt";
+                request.jwt = Some(jwt.expose_secret());
+            }
+        }
+        let response: AuthResponse = self.call(Operation::Auth, &request).await?;
+        Ok(AkeylessToken {
+            token: response.token,
+            expiration: response.expiration,
+        })
+    }
+
+    /// `POST /describe-item`: the item's type and latest version.
+    pub async fn describe_item(
+        &self,
+        token: &AkeylessToken,
+        name: &str,
+    ) -> Result<DescribeItemResponse, BackendError> {
+        let request = DescribeItemRequest {
+            name,
+            token: token.token.expose_secret(),
+        };
+        self.call(Operation::DescribeItem, &request).await
+    }
+
+    /// `POST /get-secret-value`: the values of static secrets `names` at `version`
+    /// (latest when `None`), by name. Non-string values are returned as their JSON text.
+    pub async fn get_secret_values(
+        &self,
+        token: &AkeylessToken,
+        names: &[String],
+        version: Option<u32>,
+    ) -> Result<Vec<(String, SecretString)>, BackendError> {
+        let request = GetSecretValueRequest {
+            names,
+            version,
+            ignore_cache: self.ignore_cache.then_some("true"),
+            token: token.token.expose_secret(),
+        };
+        let values: serde_json::Map<String, serde_json::Value> =
+            self.call(Operation::GetSecretValue, &request).await?;
+        let gateway = self.gateways.first().cloned().unwrap_or_default();
+        names
+            .iter()
+            .map(|name| match values.get(name) {
+                Some(serde_json::Value::String(s)) => {
+                    Ok((name.clone(), SecretString::from(s.clone())))
+                }
+                Some(other) => Ok((name.clone(), SecretString::from(other.to_string()))),
+                None => Err(BackendError::BadResponse {
+                    op: Operation::GetSecretValue,
+                    gateway: gateway.clone(),
+                    detail: format!("the answer holds no value for item {name}"),
+                }),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_tokens_and_bounds_length() {
+        let m = scrub(
+            "token t-0123456789abcdef0123 expired; jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.abcdefghijklmnop rejected",
+        );
+        assert!(!m.contains("t-0123456789abcdef"), "{m}");
+        assert!(!m.contains("eyJ"), "{m}");
+        assert!(m.contains("expired"));
+        assert!(scrub(&"word ".repeat(200)).chars().count() <= 301);
+        assert_eq!(
+            scrub("Status 404 Not Found, item /a/b"),
+            "Status 404 Not Found, item /a/b"
+        );
+    }
+
+    #[test]
+    fn status_mapping() {
+        let st = |op, status| {
+            BackendError::Status {
+                op,
+                gateway: "g".into(),
+                status,
+                message: String::new(),
+            }
+            .code()
+        };
+        assert_eq!(st(Operation::Auth, 401), ErrorCode::AuthFailed);
+        assert_eq!(
+            st(Operation::GetSecretValue, 401),
+            ErrorCode::PermissionDenied
+        );
+        assert_eq!(
+            st(Operation::GetSecretValue, 403),
+            ErrorCode::PermissionDenied
+        );
+        assert_eq!(st(Operation::GetSecretValue, 404), ErrorCode::NotFound);
+        assert_eq!(st(Operation::GetSecretValue, 429), ErrorCode::Throttled);
+        assert_eq!(
+            st(Operation::GetSecretValue, 500),
+            ErrorCode::BackendUnavailable
+        );
+        assert_eq!(
+            st(Operation::GetSecretValue, 503),
+            ErrorCode::BackendUnavailable
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! Command line: `serve` (default), `demo`, `validate`, `emulator`, `version`.
+//! Every flag can also be set with an environment variable `AKEYLESS_CSI_<FLAG>`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::akeyless::ClientFactory;
+use crate::mount::ProviderContext;
+use crate::render::VersionKey;
+use crate::server::{self, ProviderService, Readiness};
+use crate::spec::{SpecDefaults, normalize_gateway_url};
+use crate::telemetry::{self, LogFormat};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "akeyless-csi-provider",
+    version,
+    about = "Secrets Store CSI Driver provider for Akeyless",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the provider on its Unix socket (the default).
+    Serve(ServeArgs),
+    /// Run a whole mount end to end against an embedded Akeyless emulator; no cluster or account needed.
+    Demo(crate::demo::DemoArgs),
+    /// Check SecretProviderClass YAML files offline; exit 1 on any problem.
+    Validate(crate::validate::ValidateArgs),
+    /// Run the Akeyless API emulator on its own (local development, end-to-end tests).
+    Emulator(EmulatorArgs),
+    /// Print version and build information.
+    Version,
+}
+
+/// Parses durations like `110s`, `2m`, `500ms`, `1h` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s or 2m"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Unix socket to listen on (the driver looks for <providers dir>/akeyless.sock).
+    #[arg(
+        long,
+        env = "AKEYLESS_CSI_ENDPOINT",
+        default_value = "/provider/akeyless.sock"
+    )]
+    pub endpoint: PathBuf,
+    /// Default Akeyless API or gateway URL, for SecretProviderClasses that set no akeylessGatewayURL.
+    #[arg(
+        long,
+        env = "AKEYLESS_CSI_AKEYLESS_URL",
+        default_value = "https://api.akeyless.io"
+    )]
+    pub akeyless_url: String,
+    /// HTTP address of /healthz and /readyz.
+    #[arg(long, env = "AKEYLESS_CSI_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
+    pub health_addr: SocketAddr,
+    /// HTTP address of Prometheus /metrics (reserved; metrics are not served by this version yet).
+    #[arg(
+        long,
+        env = "AKEYLESS_CSI_METRICS_ADDR",
+        default_value = "0.0.0.0:8095"
+    )]
+    pub metrics_addr: SocketAddr,
+    /// Log format.
+    #[arg(
+        long,
+        env = "AKEYLESS_CSI_LOG_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
+    pub log_format: LogFormat,
+    /// Log level or RUST_LOG-style filter (e.g. info,akeyless_csi_provider=debug).
+    #[arg(long, env = "AKEYLESS_CSI_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Extra CA certificates (PEM) trusted for Akeyless/gateway TLS.
+    #[arg(long, env = "AKEYLESS_CSI_CA_BUNDLE")]
+    pub ca_bundle: Option<PathBuf>,
+    /// Longest a mount may take when the driver's deadline is longer or absent.
+    #[arg(long, env = "AKEYLESS_CSI_MOUNT_TIMEOUT", default_value = "110s", value_parser = parse_duration)]
+    pub mount_timeout: Duration,
+    /// Timeout for opening a connection to Akeyless.
+    #[arg(long, env = "AKEYLESS_CSI_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// File holding the key of the content hashes reported as object versions of unpinned
+    /// items. Give every node the same key (the Helm chart creates one) so versions agree
+    /// across nodes and restarts; without it a random key is used per process.
+    #[arg(long, env = "AKEYLESS_CSI_OBJECT_VERSION_KEY_FILE")]
+    pub object_version_key_file: Option<PathBuf>,
+    /// Most objects one SecretProviderClass may list.
+    #[arg(long, env = "AKEYLESS_CSI_MAX_OBJECTS", default_value_t = 500)]
+    pub max_objects: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "AKEYLESS_CSI_EMULATOR_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub listen: SocketAddr,
+    /// Seed file (YAML or JSON) with auth methods, grants and items.
+    #[arg(long, env = "AKEYLESS_CSI_EMULATOR_SEED")]
+    pub seed: Option<PathBuf>,
+    /// Log format.
+    #[arg(
+        long,
+        env = "AKEYLESS_CSI_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// Builds the shared mount context from the serve flags.
+pub fn provider_context(args: &ServeArgs) -> Result<ProviderContext, String> {
+    let gateway_url =
+        normalize_gateway_url(&args.akeyless_url).map_err(|e| format!("--akeyless-url {e}"))?;
+    if gateway_url.starts_with("http://") {
+        tracing::warn!(url = %gateway_url, "--akeyless-url uses plain http://: tokens and secrets cross the network unencrypted");
+    }
+    let ca_bundle = match &args.ca_bundle {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("--ca-bundle {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let clients = ClientFactory::new(ca_bundle.as_deref(), args.connect_timeout)?;
+    let version_key = match &args.object_version_key_file {
+        Some(path) => {
+            let key = std::fs::read(path)
+                .map_err(|e| format!("--object-version-key-file {}: {e}", path.display()))?;
+            if key.len() < 16 {
+                return Err(format!(
+                    "--object-version-key-file {}: the key must be at least 16 bytes",
+                    path.display()
+                ));
+            }
+            VersionKey::new(key)
+        }
+        None => {
+            tracing::warn!(
+                "no --object-version-key-file: object versions of unpinned items use a random per-process key, \
+                 so they differ between nodes and change on restart"
+            );
+            VersionKey::random()
+        }
+    };
+    Ok(ProviderContext {
+        defaults: SpecDefaults {
+            gateway_url,
+            max_objects: args.max_objects,
+        },
+        clients,
+        version_key,
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+/// `serve`: runs until SIGTERM/SIGINT, then drains in-flight mounts and removes the socket.
+pub async fn run_serve(args: ServeArgs) -> Result<(), String> {
+    telemetry::init_logging(args.log_format, &args.log_level);
+    let ctx = Arc::new(provider_context(&args)?);
+    let readiness = Readiness::default();
+    let health = telemetry::spawn_http(
+        args.health_addr,
+        telemetry::health_router(readiness.clone()),
+    )
+    .await
+    .map_err(|e| format!("--health-addr {}: {e}", args.health_addr))?;
+    let listener = server::bind_socket(&args.endpoint)
+        .map_err(|e| format!("--endpoint {}: {e}", args.endpoint.display()))?;
+    tracing::info!(
+        endpoint = %args.endpoint.display(),
+        health = %health,
+        akeyless_url = %ctx.defaults.gateway_url,
+        version = env!("CARGO_PKG_VERSION"),
+        "akeyless-csi-provider serving"
+    );
+    let service = ProviderService::new(ctx, args.mount_timeout);
+    let result = server::serve(listener, service, readiness, shutdown_signal()).await;
+    let _ = std::fs::remove_file(&args.endpoint);
+    result.map_err(|e| format!("gRPC server: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `emulator`: serves the Akeyless API emulator until SIGTERM/SIGINT.
+pub async fn run_emulator(args: EmulatorArgs) -> Result<(), String> {
+    telemetry::init_logging(args.log_format, "info");
+    let emulator = crate::emulator::Emulator::start(args.listen)
+        .await
+        .map_err(|e| format!("--listen {}: {e}", args.listen))?;
+    if let Some(path) = &args.seed {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("--seed {}: {e}", path.display()))?;
+        let seed: crate::emulator::Seed = serde_yaml_ng::from_str(&text)
+            .map_err(|e| format!("--seed {}: {e}", path.display()))?;
+        emulator.state().load_seed(&seed);
+    }
+    println!("Akeyless emulator listening on {}", emulator.url());
+    shutdown_signal().await;
+    emulator.shutdown().await;
+    Ok(())
+}
+
+pub fn print_version() {
+    println!(
+        "akeyless-csi-provider {}\ngit commit: {}\nprotocol: {}\nrustc target: {}-{}",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("AKEYLESS_CSI_GIT_COMMIT").unwrap_or("unknown"),
+        server::PROTOCOL_VERSION,
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+    );
+}
