@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::akeyless::ClientFactory;
-use crate::mount::ProviderContext;
+use crate::mount::{CacheSettings, ProviderContext};
 use crate::render::VersionKey;
 use crate::server::{self, ProviderService, Readiness};
 use crate::spec::{SpecDefaults, normalize_gateway_url};
@@ -43,25 +43,7 @@ pub enum Command {
     Version,
 }
 
-/// Parses durations like `110s`, `2m`, `500ms`, `1h` (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30s or 2m"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
-    };
-    Ok(Duration::from_secs_f64(secs))
-}
+pub use crate::spec::parse_duration;
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -114,6 +96,10 @@ pub struct ServeArgs {
     /// across nodes and restarts; without it a random key is used per process.
     #[arg(long, env = "AKEYLESS_CSI_OBJECT_VERSION_KEY_FILE")]
     pub object_version_key_file: Option<PathBuf>,
+    /// Lease length assumed for a dynamic secret whose answer reports none (objects can set
+    /// `ttl`). The credential is reused for the pod until two-thirds of it has passed.
+    #[arg(long, env = "AKEYLESS_CSI_DYNAMIC_SECRET_TTL", default_value = "15m", value_parser = parse_duration)]
+    pub dynamic_secret_ttl: Duration,
     /// Most objects one SecretProviderClass may list.
     #[arg(long, env = "AKEYLESS_CSI_MAX_OBJECTS", default_value_t = 500)]
     pub max_objects: usize,
@@ -176,14 +162,18 @@ pub fn provider_context(args: &ServeArgs) -> Result<ProviderContext, String> {
             VersionKey::random()
         }
     };
-    Ok(ProviderContext {
-        defaults: SpecDefaults {
+    Ok(ProviderContext::new(
+        SpecDefaults {
             gateway_url,
             max_objects: args.max_objects,
         },
         clients,
         version_key,
-    })
+        CacheSettings {
+            dynamic_default_ttl: args.dynamic_secret_ttl,
+            ..CacheSettings::default()
+        },
+    ))
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -115,6 +115,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         mount_timeout: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(5),
         object_version_key_file: None,
+        dynamic_secret_ttl: Duration::from_secs(15 * 60),
         max_objects: 500,
     };
     let ctx = Arc::new(provider_context(&serve_args)?);

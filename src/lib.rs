@@ -7,11 +7,14 @@
 //! tests and benchmarks; nothing on the mount path imports it.
 
 pub mod akeyless;
+pub mod cache;
+pub mod certs;
 pub mod cli;
 pub mod demo;
 pub mod driver;
 pub mod emulator;
 pub mod error;
+pub mod jq;
 pub mod mount;
 pub mod plan;
 pub mod proto;
@@ -21,4 +24,5 @@ pub mod secret;
 pub mod server;
 pub mod spec;
 pub mod telemetry;
+pub mod timefmt;
 pub mod validate;

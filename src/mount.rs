@@ -4,29 +4,74 @@
 //! request → spec (+ credentials) → type look-up → plan → fetch → render
 
 use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::akeyless::{AkeylessClient, AkeylessToken, AuthCredential, BackendError, ClientFactory};
+use crate::cache::{LeaseCache, LeaseKey, TypeCache};
+use crate::certs::{self, CertificateMaterial};
 use crate::error::{ErrorCode, MountError};
-use crate::plan::{self, FetchPlan};
-use crate::render::{self, Rendered, VersionKey};
+use crate::plan::{self, FetchPlan, Read};
+use crate::render::{self, Fetched, Rendered, VersionKey};
 use crate::request::MountRequest;
-use crate::secret::SecretString;
+use crate::secret::{ExposeSecret, SecretString};
 use crate::spec::{
     self, AccessType, Credential, Credentials, ItemType, ObjectSpec, SecretProviderSpec,
     SpecDefaults,
 };
 
-/// Most type look-ups in flight at once for one mount.
-const DESCRIBE_CONCURRENCY: usize = 8;
+/// Most type look-ups or single reads in flight at once for one mount.
+const READ_CONCURRENCY: usize = 8;
 
-/// State shared by all mounts: defaults, HTTP clients, the version key. Owned by the server
-/// and passed in explicitly (no globals).
+/// Settings of the caches that outlive a mount.
+#[derive(Clone, Debug)]
+pub struct CacheSettings {
+    /// Lease length assumed for a dynamic secret when Akeyless reports none and the object sets no `ttl`.
+    pub dynamic_default_ttl: Duration,
+    pub max_entries: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            dynamic_default_ttl: Duration::from_secs(15 * 60),
+            max_entries: 10_000,
+        }
+    }
+}
+
+/// State shared by all mounts: defaults, HTTP clients, the version key and caches. Owned by the
+/// server and passed in explicitly (no globals).
 pub struct ProviderContext {
     pub defaults: SpecDefaults,
     pub clients: ClientFactory,
     pub version_key: VersionKey,
+    pub types: TypeCache,
+    /// Dynamic-secret credentials per pod, until two-thirds of the lease has passed.
+    pub dynamic_leases: LeaseCache<SecretString>,
+    /// PKI certificates per pod, until two-thirds of their lifetime has passed.
+    pub pki_leases: LeaseCache<CertificateMaterial>,
+    pub dynamic_default_ttl: Duration,
+}
+
+impl ProviderContext {
+    pub fn new(
+        defaults: SpecDefaults,
+        clients: ClientFactory,
+        version_key: VersionKey,
+        caches: CacheSettings,
+    ) -> Self {
+        ProviderContext {
+            defaults,
+            clients,
+            version_key,
+            types: TypeCache::new(caches.max_entries),
+            dynamic_leases: LeaseCache::new(caches.max_entries),
+            pki_leases: LeaseCache::new(caches.max_entries),
+            dynamic_default_ttl: caches.dynamic_default_ttl,
+        }
+    }
 }
 
 /// Labels of the objects that read `item`, for messages about a backend call on that item.
@@ -53,7 +98,7 @@ fn item_error(who: &str, e: BackendError) -> MountError {
         ErrorCode::Throttled => "Akeyless is throttling requests; the driver will retry",
         ErrorCode::BackendUnavailable => "Akeyless is unavailable",
         ErrorCode::Timeout => "Akeyless did not answer in time",
-        ErrorCode::InvalidConfig => "Akeyless rejected the request",
+        ErrorCode::InvalidConfig => "Akeyless rejected the request (is type right for this item?)",
         _ => "reading the item failed",
     };
     MountError::new(e.code(), format!("{who}: {hint} ({e})"))
@@ -110,13 +155,13 @@ async fn authenticate(
         .map_err(|e| auth_error(spec, creds, e))
 }
 
-/// Looks up the type of every untyped item (describe-item), a few at a time.
+/// Looks up the type of every item in `items` (describe-item), a few at a time.
 async fn describe_items(
     client: &AkeylessClient,
     token: &AkeylessToken,
     objects: &[ObjectSpec],
     items: Vec<String>,
-) -> Result<HashMap<String, ItemType>, MountError> {
+) -> Result<Vec<(String, ItemType)>, MountError> {
     stream::iter(items)
         .map(|item| async move {
             let described = client
@@ -133,7 +178,7 @@ async fn describe_items(
             })?;
             Ok::<_, MountError>((item, t))
         })
-        .buffer_unordered(DESCRIBE_CONCURRENCY)
+        .buffer_unordered(READ_CONCURRENCY)
         .try_collect()
         .await
 }
@@ -168,24 +213,204 @@ async fn fetch_static_batch(
     }
 }
 
-async fn fetch(
-    client: &AkeylessClient,
-    token: &AkeylessToken,
-    objects: &[ObjectSpec],
-    plan: &FetchPlan,
-) -> Result<HashMap<(String, Option<u32>), SecretString>, MountError> {
-    let batches = plan.static_batches.iter().map(|batch| async move {
-        let values =
-            fetch_static_batch(client, token, objects, &batch.names, batch.version).await?;
-        Ok::<_, MountError>(
-            values
-                .into_iter()
-                .map(|(name, value)| ((name, batch.version), value))
-                .collect::<Vec<_>>(),
-        )
-    });
-    let results = futures_util::future::try_join_all(batches).await?;
-    Ok(results.into_iter().flatten().collect())
+/// The lease length a dynamic secret reports (`ttl_in_minutes`, `ttl` or `lease_duration`
+/// in seconds), if any.
+fn reported_lease(value: &SecretString) -> Option<Duration> {
+    let json: serde_json::Value = serde_json::from_str(value.expose_secret()).ok()?;
+    let number = |key: &str| match json.get(key)? {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    let secs = number("ttl_in_minutes")
+        .map(|m| m * 60.0)
+        .or_else(|| number("ttl"))
+        .or_else(|| number("lease_duration"))?;
+    (secs.is_finite() && secs >= 1.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// Everything one mount needs to read values, bundled to keep signatures short.
+struct Reader<'a> {
+    ctx: &'a ProviderContext,
+    client: &'a AkeylessClient,
+    token: &'a AkeylessToken,
+    spec: &'a SecretProviderSpec,
+    access_id: &'a str,
+    pod_uid: Option<&'a str>,
+    now: SystemTime,
+}
+
+impl Reader<'_> {
+    fn lease_key(&self, pod_uid: &str, item: &str, request: Vec<String>) -> LeaseKey {
+        LeaseKey {
+            pod_uid: pod_uid.to_string(),
+            gateways: self.spec.connection.gateways.clone(),
+            access_id: self.access_id.to_string(),
+            item: item.to_string(),
+            request,
+        }
+    }
+
+    async fn dynamic(&self, name: &str, args: &[String]) -> Result<SecretString, MountError> {
+        let objects = &self.spec.objects;
+        let ttl_override = objects
+            .iter()
+            .filter(|o| o.secret_path == name && o.args == args)
+            .find_map(|o| o.ttl);
+        let fetch = || async {
+            let value = self
+                .client
+                .get_dynamic_secret_value(self.token, name, args)
+                .await
+                .map_err(|e| item_error(&labels_for(objects, name), e))?;
+            let lease = reported_lease(&value)
+                .or(ttl_override)
+                .unwrap_or(self.ctx.dynamic_default_ttl);
+            Ok::<_, MountError>((value, self.now + lease * 2 / 3))
+        };
+        match self.pod_uid {
+            Some(uid) => {
+                let key = self.lease_key(uid, name, args.to_vec());
+                let (value, _) = self
+                    .ctx
+                    .dynamic_leases
+                    .get_or_fetch(&key, self.now, fetch)
+                    .await?;
+                Ok(value)
+            }
+            // Without podInfoOnMount there is no pod to tie a lease to: every mount mints anew.
+            None => fetch().await.map(|(v, _)| v),
+        }
+    }
+
+    async fn pki(
+        &self,
+        issuer: &str,
+        options: &spec::PkiOptions,
+        ttl_seconds: Option<u64>,
+    ) -> Result<CertificateMaterial, MountError> {
+        let objects = &self.spec.objects;
+        let fetch = || async {
+            let request = certs::new_certificate_request(options).map_err(|why| {
+                MountError::invalid(format!("{}: {why}", labels_for(objects, issuer)))
+            })?;
+            let issued = self
+                .client
+                .get_pki_certificate(self.token, issuer, &request.csr_pem, ttl_seconds)
+                .await
+                .map_err(|e| item_error(&labels_for(objects, issuer), e))?;
+            let material = CertificateMaterial {
+                certificate_pem: issued.certificate_pem,
+                issuer_pem: issued.issuer_pem,
+                private_key_pem: Some(request.private_key_pem),
+            };
+            let leaf = rustls_pki_types::pem::PemObject::pem_slice_iter(
+                material.certificate_pem.as_bytes(),
+            )
+            .next()
+            .and_then(Result::ok)
+            .map(|c: rustls_pki_types::CertificateDer<'static>| c);
+            let renew_at = match leaf.map(|c| certs::validity(&c)) {
+                Some(Ok((not_before, not_after))) => certs::renewal_time(not_before, not_after),
+                _ => {
+                    return Err(MountError::new(
+                        ErrorCode::BackendUnavailable,
+                        format!(
+                            "{}: the issued certificate cannot be parsed",
+                            labels_for(objects, issuer)
+                        ),
+                    ));
+                }
+            };
+            Ok::<_, MountError>((material, renew_at))
+        };
+        match self.pod_uid {
+            Some(uid) => {
+                let mut request = vec![format!("{options:?}")];
+                request.extend(ttl_seconds.map(|t| t.to_string()));
+                let key = self.lease_key(uid, issuer, request);
+                let (material, _) = self
+                    .ctx
+                    .pki_leases
+                    .get_or_fetch(&key, self.now, fetch)
+                    .await?;
+                Ok(material)
+            }
+            None => fetch().await.map(|(m, _)| m),
+        }
+    }
+
+    async fn single(&self, read: &Read) -> Result<Fetched, MountError> {
+        let objects = &self.spec.objects;
+        let (client, token) = (self.client, self.token);
+        match read {
+            Read::Static { .. } => Err(MountError::internal("static reads are batched")),
+            Read::Rotated { name, version } => client
+                .get_rotated_secret_value(token, name, *version)
+                .await
+                .map(Fetched::Text)
+                .map_err(|e| item_error(&labels_for(objects, name), e)),
+            Read::Certificate { name, version } => client
+                .get_certificate_value(token, name, *version)
+                .await
+                .map(|c| {
+                    Fetched::Certificate(CertificateMaterial {
+                        certificate_pem: c.certificate_pem,
+                        issuer_pem: None,
+                        private_key_pem: c.private_key_pem,
+                    })
+                })
+                .map_err(|e| item_error(&labels_for(objects, name), e)),
+            Read::Dynamic { name, args } => self.dynamic(name, args).await.map(Fetched::Text),
+            Read::Pki {
+                issuer,
+                options,
+                ttl_seconds,
+            } => self
+                .pki(issuer, options, *ttl_seconds)
+                .await
+                .map(Fetched::Certificate),
+        }
+    }
+
+    async fn fetch(&self, plan: &FetchPlan) -> Result<HashMap<Read, Fetched>, MountError> {
+        let objects = &self.spec.objects;
+        let batches = plan.static_batches.iter().map(|batch| async move {
+            let values = fetch_static_batch(
+                self.client,
+                self.token,
+                objects,
+                &batch.names,
+                batch.version,
+            )
+            .await?;
+            Ok::<_, MountError>(
+                values
+                    .into_iter()
+                    .map(|(name, value)| {
+                        (
+                            Read::Static {
+                                name,
+                                version: batch.version,
+                            },
+                            Fetched::Text(value),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let singles = stream::iter(plan.singles.iter().cloned())
+            .map(|read| async move {
+                let value = self.single(&read).await?;
+                Ok::<_, MountError>((read, value))
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect::<Vec<_>>();
+        let (batched, singles) =
+            futures_util::future::try_join(futures_util::future::try_join_all(batches), singles)
+                .await?;
+        Ok(batched.into_iter().flatten().chain(singles).collect())
+    }
 }
 
 /// Performs one mount. All or nothing: any failing object fails the whole mount.
@@ -195,33 +420,53 @@ pub async fn mount(ctx: &ProviderContext, req: &MountRequest) -> Result<Rendered
         .clients
         .client(spec.connection.ca_cert_pem.as_deref())
         .map_err(|e| MountError::invalid(format!("parameter akeylessCACert: {e}")))?;
-    let client = AkeylessClient::new(
-        http,
-        spec.connection.gateways.clone(),
-        spec.connection.ignore_cache,
-    );
+    let gateways = &spec.connection.gateways;
+    let client = AkeylessClient::new(http, gateways.clone(), spec.connection.ignore_cache);
 
     let token = authenticate(&client, &spec, &creds).await?;
-    let described = describe_items(
+
+    // Types: declared, remembered from earlier look-ups, or described now (and remembered).
+    let mut known: HashMap<String, ItemType> = spec
+        .objects
+        .iter()
+        .filter_map(|o| {
+            ctx.types
+                .get(gateways, &o.secret_path)
+                .map(|t| (o.secret_path.clone(), t))
+        })
+        .collect();
+    for (item, t) in describe_items(
         &client,
         &token,
         &spec.objects,
-        plan::untyped_items(&spec.objects),
+        plan::untyped_items(&spec.objects, &known),
     )
-    .await?;
-    let types = plan::resolve_types(&spec.objects, &described)?;
+    .await?
+    {
+        ctx.types.insert(gateways, &item, t);
+        known.insert(item, t);
+    }
+    let types = plan::resolve_types(&spec.objects, &known)?;
     let fetch_plan = FetchPlan::build(&spec.objects, &types);
-    let values = fetch(&client, &token, &spec.objects, &fetch_plan).await?;
 
+    let reader = Reader {
+        ctx,
+        client: &client,
+        token: &token,
+        spec: &spec,
+        access_id: &creds.access_id,
+        pod_uid: req.pod.uid.as_deref(),
+        now: SystemTime::now(),
+    };
+    let values = reader.fetch(&fetch_plan).await?;
     let per_object = spec
         .objects
         .iter()
-        .map(|o| {
-            values
-                .get(&(o.secret_path.clone(), o.version))
-                .ok_or_else(|| {
-                    MountError::internal(format!("{}: value missing after fetch", o.label()))
-                })
+        .zip(&types)
+        .map(|(o, &t)| {
+            values.get(&Read::for_object(o, t)).ok_or_else(|| {
+                MountError::internal(format!("{}: value missing after fetch", o.label()))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     render::render(
@@ -229,5 +474,30 @@ pub async fn mount(ctx: &ProviderContext, req: &MountRequest) -> Result<Rendered
         &per_object,
         req.default_mode,
         &ctx.version_key,
+        reader.now,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reported_lease_lengths() {
+        let v = |s: &str| SecretString::from(s.to_string());
+        assert_eq!(
+            reported_lease(&v(r#"{"ttl_in_minutes":"60"}"#)),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            reported_lease(&v(r#"{"ttl":300}"#)),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            reported_lease(&v(r#"{"lease_duration":"90"}"#)),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(reported_lease(&v(r#"{"user":"x"}"#)), None);
+        assert_eq!(reported_lease(&v("not json")), None);
+    }
 }

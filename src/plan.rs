@@ -1,23 +1,100 @@
 //! Objects → a [`FetchPlan`]: which items need a type look-up, and the fewest backend reads that
 //! fetch every object (each item once; static secrets batched into one call per version). Pure.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::error::MountError;
-use crate::spec::{ItemType, ObjectSpec};
+use crate::spec::{ItemType, ObjectSpec, PkiOptions};
 
-/// Item types this version can mount (the rest are reported as unsupported, naming the object).
-pub const MOUNTABLE: &[ItemType] = &[ItemType::Static];
-
-/// Items whose objects give no `type`: each is described once, however many objects read it.
-pub fn untyped_items(objects: &[ObjectSpec]) -> Vec<String> {
+/// Items whose objects give no `type` and whose type isn't known yet: each is described once,
+/// however many objects read it.
+pub fn untyped_items(objects: &[ObjectSpec], known: &HashMap<String, ItemType>) -> Vec<String> {
     objects
         .iter()
-        .filter(|o| o.item_type.is_none())
+        .filter(|o| o.item_type.is_none() && !known.contains_key(&o.secret_path))
         .map(|o| o.secret_path.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
+}
+
+/// Each object's item type: explicit, or as known (described now or earlier). An explicit type
+/// that contradicts what Akeyless said is an error naming the object.
+pub fn resolve_types(
+    objects: &[ObjectSpec],
+    known: &HashMap<String, ItemType>,
+) -> Result<Vec<ItemType>, MountError> {
+    objects
+        .iter()
+        .map(|o| match (o.item_type, known.get(&o.secret_path)) {
+            (Some(declared), Some(&actual)) if declared != actual => Err(MountError::invalid(format!(
+                "{}: type is {declared}, but the item is a {actual} item in Akeyless; set type: {actual} or remove type",
+                o.label()
+            ))),
+            (Some(t), _) => Ok(t),
+            (None, Some(&t)) => Ok(t),
+            (None, None) => Err(MountError::internal(format!(
+                "{}: item type unknown after look-up",
+                o.label()
+            ))),
+        })
+        .collect()
+}
+
+/// One backend read. Equal reads are made once per mount.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Read {
+    /// Served by a [`StaticBatch`].
+    Static {
+        name: String,
+        version: Option<u32>,
+    },
+    Rotated {
+        name: String,
+        version: Option<u32>,
+    },
+    Certificate {
+        name: String,
+        version: Option<u32>,
+    },
+    Dynamic {
+        name: String,
+        args: Vec<String>,
+    },
+    Pki {
+        issuer: String,
+        options: PkiOptions,
+        ttl_seconds: Option<u64>,
+    },
+}
+
+impl Read {
+    pub fn for_object(object: &ObjectSpec, item_type: ItemType) -> Read {
+        let name = object.secret_path.clone();
+        match item_type {
+            ItemType::Static => Read::Static {
+                name,
+                version: object.version,
+            },
+            ItemType::Rotated => Read::Rotated {
+                name,
+                version: object.version,
+            },
+            ItemType::Certificate => Read::Certificate {
+                name,
+                version: object.version,
+            },
+            ItemType::Dynamic => Read::Dynamic {
+                name,
+                args: object.args.clone(),
+            },
+            ItemType::Pki => Read::Pki {
+                issuer: name,
+                options: object.pki.clone(),
+                ttl_seconds: object.ttl.map(|t| t.as_secs().max(1)),
+            },
+        }
+    }
 }
 
 /// One `/get-secret-value` call: every static item read at `version`.
@@ -31,44 +108,25 @@ pub struct StaticBatch {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FetchPlan {
     pub static_batches: Vec<StaticBatch>,
-}
-
-/// Each object's item type: explicit, or as described. Unmountable types fail naming the object.
-pub fn resolve_types(
-    objects: &[ObjectSpec],
-    described: &HashMap<String, ItemType>,
-) -> Result<Vec<ItemType>, MountError> {
-    objects
-        .iter()
-        .map(|o| {
-            let t = o
-                .item_type
-                .or_else(|| described.get(&o.secret_path).copied())
-                .ok_or_else(|| {
-                    MountError::internal(format!("{}: item type unknown after look-up", o.label()))
-                })?;
-            if !MOUNTABLE.contains(&t) {
-                return Err(MountError::invalid(format!(
-                    "{}: {t} items are not supported by this version of the provider yet; supported: {}",
-                    o.label(),
-                    MOUNTABLE.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
-                )));
-            }
-            Ok(t)
-        })
-        .collect()
+    /// Every other read, each once, in object order.
+    pub singles: Vec<Read>,
 }
 
 impl FetchPlan {
-    /// Groups the objects' reads: one batch per version, each item once.
     pub fn build(objects: &[ObjectSpec], types: &[ItemType]) -> FetchPlan {
         let mut batches: BTreeMap<Option<u32>, BTreeSet<String>> = BTreeMap::new();
-        for (object, t) in objects.iter().zip(types) {
-            if *t == ItemType::Static {
-                batches
-                    .entry(object.version)
-                    .or_default()
-                    .insert(object.secret_path.clone());
+        let mut seen = HashSet::new();
+        let mut singles = Vec::new();
+        for (object, &t) in objects.iter().zip(types) {
+            match Read::for_object(object, t) {
+                Read::Static { name, version } => {
+                    batches.entry(version).or_default().insert(name);
+                }
+                read => {
+                    if seen.insert(read.clone()) {
+                        singles.push(read);
+                    }
+                }
             }
         }
         FetchPlan {
@@ -79,6 +137,7 @@ impl FetchPlan {
                     names: names.into_iter().collect(),
                 })
                 .collect(),
+            singles,
         }
     }
 }
@@ -86,7 +145,7 @@ impl FetchPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Encoding, ObjectSpec};
+    use crate::spec::{CertOptions, Encoding, ObjectSpec};
 
     fn obj(path: &str, file: &str, t: Option<ItemType>, version: Option<u32>) -> ObjectSpec {
         ObjectSpec {
@@ -100,6 +159,9 @@ mod tests {
             encoding: Encoding::Utf8,
             mode: None,
             args: vec![],
+            ttl: None,
+            cert: CertOptions::default(),
+            pki: PkiOptions::default(),
         }
     }
 
@@ -112,6 +174,9 @@ mod tests {
             obj("/b", "b", s, None),
             obj("/a", "a3", s, Some(2)),
             obj("/c", "c", s, Some(2)),
+            obj("/r", "r1", Some(ItemType::Rotated), None),
+            obj("/r", "r2", Some(ItemType::Rotated), None),
+            obj("/d", "d", Some(ItemType::Dynamic), None),
         ];
         let types = resolve_types(&objects, &HashMap::new()).unwrap();
         let plan = FetchPlan::build(&objects, &types);
@@ -128,28 +193,50 @@ mod tests {
                 },
             ]
         );
+        assert_eq!(
+            plan.singles,
+            vec![
+                Read::Rotated {
+                    name: "/r".into(),
+                    version: None
+                },
+                Read::Dynamic {
+                    name: "/d".into(),
+                    args: vec![]
+                },
+            ]
+        );
     }
 
     #[test]
-    fn describes_each_untyped_item_once() {
+    fn describes_each_unknown_item_once() {
         let objects = vec![
             obj("/a", "a1", None, None),
             obj("/a", "a2", None, None),
             obj("/b", "b", Some(ItemType::Static), None),
+            obj("/c", "c", None, None),
         ];
-        assert_eq!(untyped_items(&objects), vec!["/a".to_string()]);
-        let described = HashMap::from([("/a".to_string(), ItemType::Static)]);
-        assert_eq!(resolve_types(&objects, &described).unwrap().len(), 3);
+        let known = HashMap::from([("/c".to_string(), ItemType::Certificate)]);
+        assert_eq!(untyped_items(&objects, &known), vec!["/a".to_string()]);
+        let mut known = known;
+        known.insert("/a".into(), ItemType::Static);
+        let types = resolve_types(&objects, &known).unwrap();
+        assert_eq!(types[3], ItemType::Certificate);
     }
 
     #[test]
-    fn unsupported_type_names_the_object() {
-        let objects = vec![obj("/dyn", "creds", Some(ItemType::Dynamic), None)];
-        let e = resolve_types(&objects, &HashMap::new()).unwrap_err();
+    fn declared_type_must_match_akeyless() {
+        let objects = vec![obj("/r", "creds", Some(ItemType::Static), None)];
+        let known = HashMap::from([("/r".to_string(), ItemType::Rotated)]);
+        let e = resolve_types(&objects, &known).unwrap_err();
         assert!(
-            e.message.contains("object \"creds\" (secretPath /dyn)"),
+            e.message.contains("object \"creds\" (secretPath /r)"),
             "{e}"
         );
-        assert!(e.message.contains("supported: static"), "{e}");
+        assert!(
+            e.message
+                .contains("type is static, but the item is a rotated item"),
+            "{e}"
+        );
     }
 }

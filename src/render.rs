@@ -5,6 +5,9 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use std::time::SystemTime;
+
+use crate::certs::{self, CertificateMaterial};
 use crate::error::MountError;
 use crate::secret::{ExposeSecret, SecretBytes, SecretString, secret_bytes};
 use crate::spec::paths::{check_file_path, find_conflict};
@@ -131,6 +134,10 @@ fn key_list(map: &serde_json::Map<String, serde_json::Value>) -> String {
 pub fn shape(object: &ObjectSpec, raw: &[u8]) -> Result<Vec<(String, Vec<u8>)>, MountError> {
     let fail = |m: String| MountError::invalid(format!("{}: {m}", object.label()));
     let mut value: Option<serde_json::Value> = None;
+    if let Some(Extract::Jq(expr)) = &object.extract {
+        let json = parse_json(object, raw, "jq")?;
+        value = Some(crate::jq::apply(expr, &json).map_err(&fail)?);
+    }
     if let Some(Extract::Key(key)) = &object.extract {
         let json = parse_json(object, raw, "key")?;
         let serde_json::Value::Object(map) = json else {
@@ -179,16 +186,29 @@ pub fn shape(object: &ObjectSpec, raw: &[u8]) -> Result<Vec<(String, Vec<u8>)>, 
     )])
 }
 
-/// Renders every object of a mount. `values[i]` is the raw value read for `objects[i]`.
+/// A value read from Akeyless for one object.
+#[derive(Clone, Debug)]
+pub enum Fetched {
+    /// Static and dynamic values as stored; rotated values as their value JSON.
+    Text(SecretString),
+    Certificate(CertificateMaterial),
+}
+
+/// Renders every object of a mount. `values[i]` is what was read for `objects[i]`.
 pub fn render(
     objects: &[ObjectSpec],
-    values: &[&SecretString],
+    values: &[&Fetched],
     default_mode: u32,
     key: &VersionKey,
+    now: SystemTime,
 ) -> Result<Rendered, MountError> {
     let mut rendered = Rendered::default();
     for (object, value) in objects.iter().zip(values) {
-        let files = shape(object, value.expose_secret().as_bytes())?;
+        let files = match value {
+            Fetched::Text(text) => shape(object, text.expose_secret().as_bytes())?,
+            Fetched::Certificate(material) => certs::certificate_files(object, material, now)
+                .map_err(|why| MountError::invalid(format!("{}: {why}", object.label())))?,
+        };
         let version = match object.version {
             Some(v) => v.to_string(),
             None => {
@@ -225,6 +245,10 @@ mod tests {
     use super::*;
     use crate::spec::ItemType;
 
+    fn text(s: &str) -> Fetched {
+        Fetched::Text(SecretString::from(s.to_string()))
+    }
+
     fn obj(file: &str) -> ObjectSpec {
         ObjectSpec {
             index: 0,
@@ -237,6 +261,9 @@ mod tests {
             encoding: Encoding::Utf8,
             mode: None,
             args: vec![],
+            ttl: None,
+            cert: Default::default(),
+            pki: Default::default(),
         }
     }
 
@@ -256,8 +283,8 @@ mod tests {
     #[test]
     fn raw_key_explode_encoding_and_modes() {
         let key = VersionKey::new(b"k".to_vec());
-        let json = SecretString::from(r#"{"user":"app","port":5432,"b64":"aGk="}"#.to_string());
-        let plain = SecretString::from("plain".to_string());
+        let json = text(r#"{"user":"app","port":5432,"b64":"aGk="}"#);
+        let plain = text("plain");
         let mut user = obj("db/user");
         user.extract = Some(Extract::Key("user".into()));
         user.mode = Some(0o400);
@@ -271,7 +298,14 @@ mod tests {
         let mut pinned = obj("plain");
         pinned.version = Some(7);
         let objects = vec![user, port, all, b64, pinned];
-        let r = render(&objects, &[&json, &json, &json, &json, &plain], 0o644, &key).unwrap();
+        let r = render(
+            &objects,
+            &[&json, &json, &json, &json, &plain],
+            0o644,
+            &key,
+            SystemTime::now(),
+        )
+        .unwrap();
         assert_eq!(
             contents(&r),
             vec![
@@ -318,21 +352,28 @@ mod tests {
         let key = VersionKey::random();
         let mut o = obj("db");
         o.extract = Some(Extract::Key("missing".into()));
-        let v = SecretString::from(r#"{"user":"u"}"#.to_string());
-        let e = render(std::slice::from_ref(&o), &[&v], 0o644, &key).unwrap_err();
+        let v = text(r#"{"user":"u"}"#);
+        let e = render(
+            std::slice::from_ref(&o),
+            &[&v],
+            0o644,
+            &key,
+            SystemTime::now(),
+        )
+        .unwrap_err();
         assert!(e.message.contains("object \"db\""), "{e}");
         assert!(
             e.message
                 .contains("no top-level key \"missing\" (its keys: user)"),
             "{e}"
         );
-        let not_json = SecretString::from("hunter2".to_string());
-        let e = render(&[o], &[&not_json], 0o644, &key).unwrap_err();
+        let not_json = text("hunter2");
+        let e = render(&[o], &[&not_json], 0o644, &key, SystemTime::now()).unwrap_err();
         assert!(e.message.contains("not JSON"), "{e}");
         assert!(!e.message.contains("hunter2"));
         let mut bad = obj("bin");
         bad.encoding = Encoding::Hex;
-        let e = render(&[bad], &[&not_json], 0o644, &key).unwrap_err();
+        let e = render(&[bad], &[&not_json], 0o644, &key, SystemTime::now()).unwrap_err();
         assert!(e.message.contains("not valid hex"), "{e}");
     }
 
@@ -340,7 +381,26 @@ mod tests {
     fn exploded_keys_must_be_safe_paths() {
         let mut o = obj("dir");
         o.explode = true;
-        let v = SecretString::from(r#"{"../escape":"x"}"#.to_string());
-        assert!(render(&[o], &[&v], 0o644, &VersionKey::random()).is_err());
+        let v = text(r#"{"../escape":"x"}"#);
+        assert!(render(&[o], &[&v], 0o644, &VersionKey::random(), SystemTime::now()).is_err());
+    }
+
+    #[test]
+    fn jq_extraction() {
+        let mut o = obj("dsn");
+        o.extract = Some(Extract::Jq(r#""\(.user)@\(.host)""#.into()));
+        let mut ports = obj("ports");
+        ports.extract = Some(Extract::Jq(".ports".into()));
+        let v = text(r#"{"user":"app","host":"db","ports":[1,2]}"#);
+        let r = render(
+            &[o, ports],
+            &[&v, &v],
+            0o644,
+            &VersionKey::random(),
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert_eq!(contents(&r)[0].2, "app@db");
+        assert_eq!(contents(&r)[1].2, "[1,2]");
     }
 }

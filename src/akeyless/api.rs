@@ -62,3 +62,66 @@ pub struct GetSecretValueRequest<'a> {
 pub struct ErrorBody {
     pub error: String,
 }
+
+/// `POST /get-rotated-secret-value`: `names` is a single string in Akeyless's schema.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GetRotatedSecretValueRequest<'a> {
+    pub names: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignore_cache: Option<&'static str>,
+    pub token: &'a str,
+}
+
+/// `POST /get-certificate-value`.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GetCertificateValueRequest<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignore_cache: Option<&'static str>,
+    pub token: &'a str,
+}
+
+#[derive(Deserialize)]
+pub struct CertificateValueResponse {
+    #[serde(default)]
+    pub certificate_pem: Option<String>,
+    #[serde(default)]
+    pub private_key_pem: Option<SecretString>,
+}
+
+/// `POST /get-dynamic-secret-value`: every call creates a new credential (a lease).
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GetDynamicSecretValueRequest<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub args: &'a [String],
+    pub token: &'a str,
+}
+
+/// `POST /get-pki-certificate`: the issuer signs our CSR (the key never leaves the node).
+/// Common name and SANs travel inside the CSR, which Akeyless prefers over body fields.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GetPkiCertificateRequest<'a> {
+    pub cert_issuer_name: &'a str,
+    pub csr_data_base64: String,
+    /// Seconds, as a string in Akeyless's schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    pub token: &'a str,
+}
+
+#[derive(Deserialize)]
+pub struct PkiCertificateResponse {
+    #[serde(default)]
+    pub data: Option<String>,
+    #[serde(default)]
+    pub parent_cert: Option<String>,
+}

@@ -26,6 +26,10 @@ pub enum Operation {
     Auth,
     DescribeItem,
     GetSecretValue,
+    GetRotatedSecretValue,
+    GetCertificateValue,
+    GetDynamicSecretValue,
+    GetPkiCertificate,
 }
 
 impl Operation {
@@ -34,6 +38,10 @@ impl Operation {
             Operation::Auth => "/auth",
             Operation::DescribeItem => "/describe-item",
             Operation::GetSecretValue => "/get-secret-value",
+            Operation::GetRotatedSecretValue => "/get-rotated-secret-value",
+            Operation::GetCertificateValue => "/get-certificate-value",
+            Operation::GetDynamicSecretValue => "/get-dynamic-secret-value",
+            Operation::GetPkiCertificate => "/get-pki-certificate",
         }
     }
 }
@@ -349,7 +357,7 @@ impl AkeylessClient {
         let request = GetSecretValueRequest {
             names,
             version,
-            ignore_cache: self.ignore_cache.then_some("true"),
+            ignore_cache: self.ignore_cache_field(),
             token: token.token.expose_secret(),
         };
         let values: serde_json::Map<String, serde_json::Value> =
@@ -369,6 +377,141 @@ impl AkeylessClient {
                 }),
             })
             .collect()
+    }
+}
+
+/// A certificate as Akeyless returns it.
+pub struct CertificateValue {
+    pub certificate_pem: String,
+    pub private_key_pem: Option<SecretString>,
+}
+
+/// A certificate issued for our CSR.
+pub struct IssuedCertificate {
+    pub certificate_pem: String,
+    pub issuer_pem: Option<String>,
+}
+
+impl AkeylessClient {
+    fn ignore_cache_field(&self) -> Option<&'static str> {
+        self.ignore_cache.then_some("true")
+    }
+
+    fn bad_response(&self, op: Operation, detail: impl Into<String>) -> BackendError {
+        BackendError::BadResponse {
+            op,
+            gateway: self.gateways.first().cloned().unwrap_or_default(),
+            detail: detail.into(),
+        }
+    }
+
+    /// `POST /get-rotated-secret-value`: the rotated value object, as JSON text.
+    pub async fn get_rotated_secret_value(
+        &self,
+        token: &AkeylessToken,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<SecretString, BackendError> {
+        let request = GetRotatedSecretValueRequest {
+            names: name,
+            version,
+            ignore_cache: self.ignore_cache_field(),
+            token: token.token.expose_secret(),
+        };
+        let mut answer: serde_json::Map<String, serde_json::Value> = self
+            .call(Operation::GetRotatedSecretValue, &request)
+            .await?;
+        let value = answer.remove("value").ok_or_else(|| {
+            self.bad_response(
+                Operation::GetRotatedSecretValue,
+                "the answer has no value field",
+            )
+        })?;
+        Ok(SecretString::from(value.to_string()))
+    }
+
+    /// `POST /get-certificate-value`: the certificate (chain) and, when stored, its key.
+    pub async fn get_certificate_value(
+        &self,
+        token: &AkeylessToken,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<CertificateValue, BackendError> {
+        let request = GetCertificateValueRequest {
+            name,
+            version,
+            ignore_cache: self.ignore_cache_field(),
+            token: token.token.expose_secret(),
+        };
+        let answer: CertificateValueResponse =
+            self.call(Operation::GetCertificateValue, &request).await?;
+        let certificate_pem = answer
+            .certificate_pem
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| {
+                self.bad_response(
+                    Operation::GetCertificateValue,
+                    "the answer has no certificate_pem",
+                )
+            })?;
+        Ok(CertificateValue {
+            certificate_pem,
+            private_key_pem: answer
+                .private_key_pem
+                .filter(|k| !k.expose_secret().trim().is_empty()),
+        })
+    }
+
+    /// `POST /get-dynamic-secret-value`: a new credential, as JSON text.
+    pub async fn get_dynamic_secret_value(
+        &self,
+        token: &AkeylessToken,
+        name: &str,
+        args: &[String],
+    ) -> Result<SecretString, BackendError> {
+        let request = GetDynamicSecretValueRequest {
+            name,
+            args,
+            token: token.token.expose_secret(),
+        };
+        let answer: serde_json::Value = self
+            .call(Operation::GetDynamicSecretValue, &request)
+            .await?;
+        Ok(SecretString::from(match answer {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        }))
+    }
+
+    /// `POST /get-pki-certificate`: signs `csr_der` with issuer `issuer`.
+    pub async fn get_pki_certificate(
+        &self,
+        token: &AkeylessToken,
+        issuer: &str,
+        csr_pem: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<IssuedCertificate, BackendError> {
+        let request = GetPkiCertificateRequest {
+            cert_issuer_name: issuer,
+            csr_data_base64: base64::engine::general_purpose::STANDARD.encode(csr_pem),
+            ttl: ttl_seconds.map(|t| t.to_string()),
+            token: token.token.expose_secret(),
+        };
+        let answer: PkiCertificateResponse =
+            self.call(Operation::GetPkiCertificate, &request).await?;
+        let certificate_pem = answer
+            .data
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| {
+                self.bad_response(
+                    Operation::GetPkiCertificate,
+                    "the answer has no certificate (data)",
+                )
+            })?;
+        Ok(IssuedCertificate {
+            certificate_pem,
+            issuer_pem: answer.parent_cert.filter(|c| !c.trim().is_empty()),
+        })
     }
 }
 

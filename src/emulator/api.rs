@@ -28,6 +28,7 @@ pub(crate) enum Command {
     GetRotatedSecretValue,
     GetCertificateValue,
     GetDynamicSecretValue,
+    GetPkiCertificate,
 }
 
 impl Command {
@@ -40,6 +41,7 @@ impl Command {
             "/get-rotated-secret-value" => Self::GetRotatedSecretValue,
             "/get-certificate-value" => Self::GetCertificateValue,
             "/get-dynamic-secret-value" => Self::GetDynamicSecretValue,
+            "/get-pki-certificate" => Self::GetPkiCertificate,
             _ => return None,
         })
     }
@@ -54,6 +56,7 @@ impl Command {
             Self::GetRotatedSecretValue => "failed to get rotated secret value",
             Self::GetCertificateValue => "failed to get certificate value",
             Self::GetDynamicSecretValue => "failed to get dynamic secret value",
+            Self::GetPkiCertificate => "failed to get pki certificate",
         }
     }
 }
@@ -138,6 +141,7 @@ pub(crate) fn execute(
         Command::GetDynamicSecretValue => {
             decode(body).and_then(|r| call.get_dynamic_secret_value(r))
         }
+        Command::GetPkiCertificate => decode(body).and_then(|r| call.get_pki_certificate(r)),
     };
     (call.identity, result)
 }
@@ -474,12 +478,66 @@ impl Call<'_> {
             Self::expect_type(name, item, ItemType::DynamicSecret)?;
             match &item.body {
                 ItemBody::Dynamic { template, ttl } => Ok(fresh_dynamic_value(template, *ttl)),
-                ItemBody::Versioned(_) => {
-                    Err(ApiError::bad_request("item is not a dynamic secret"))
-                }
+                _ => Err(ApiError::bad_request("item is not a dynamic secret")),
             }
         })
     }
+}
+
+impl Call<'_> {
+    fn get_pki_certificate(&mut self, req: GetPkiCertificateRequest) -> ApiResult<Value> {
+        let name = required(&req.cert_issuer_name, "cert-issuer-name")?;
+        let csr_b64 = required(&req.csr_data_base64, "csr-data-base64")?;
+        let requested_ttl = match req.ttl.as_deref() {
+            None | Some("") => None,
+            Some(t) => Some(
+                t.trim()
+                    .parse::<u64>()
+                    .map_err(|_| ApiError::bad_request("ttl must be a number of seconds"))?,
+            ),
+        };
+        self.with_item(&req.token, name, |item| {
+            Self::expect_type(name, item, ItemType::PkiCertIssuer)?;
+            let ItemBody::PkiIssuer {
+                ca_cert_pem,
+                ca_key_pem,
+                max_ttl,
+            } = &item.body
+            else {
+                return Err(ApiError::bad_request(
+                    "item is not a PKI certificate issuer",
+                ));
+            };
+            let csr = STANDARD
+                .decode(csr_b64.trim())
+                .ok()
+                .and_then(|der_or_pem| String::from_utf8(der_or_pem).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("csr-data-base64 is not base64 of a PEM CSR")
+                })?;
+            let ttl = requested_ttl.map_or(*max_ttl, |t| {
+                std::time::Duration::from_secs(t).min(*max_ttl)
+            });
+            let cert = super::pki::sign_csr(ca_cert_pem, ca_key_pem, &csr, ttl)
+                .map_err(ApiError::bad_request)?;
+            Ok(json!({
+                "data": cert,
+                "parent_cert": ca_cert_pem,
+                "path": normalize_name(name),
+                "cert_display_id": random_hex(8),
+            }))
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct GetPkiCertificateRequest {
+    cert_issuer_name: Option<String>,
+    csr_data_base64: Option<String>,
+    /// Seconds, as a string in Akeyless's schema.
+    ttl: Option<String>,
+    token: Option<String>,
 }
 
 /// The `Item` object of /describe-item.
@@ -516,7 +574,7 @@ fn describe(name: &str, item: &Item, show_versions: bool) -> Value {
                     })
                 })
                 .collect(),
-            ItemBody::Dynamic { .. } => Vec::new(),
+            ItemBody::Dynamic { .. } | ItemBody::PkiIssuer { .. } => Vec::new(),
         };
         out["item_versions"] = Value::Array(versions);
     }

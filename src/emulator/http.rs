@@ -155,7 +155,7 @@ fn describe_body(record: &mut RecordedRequest, body: &Value) {
             _ => Vec::new(),
         }
     };
-    for key in ["names", "name"] {
+    for key in ["names", "name", "cert-issuer-name"] {
         if let Some(v) = map.get(key) {
             record.items.extend(strings(v));
         }

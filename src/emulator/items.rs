@@ -14,6 +14,7 @@ pub(crate) enum ItemType {
     RotatedSecret,
     Certificate,
     DynamicSecret,
+    PkiCertIssuer,
 }
 
 impl ItemType {
@@ -23,6 +24,7 @@ impl ItemType {
             Self::RotatedSecret => "ROTATED_SECRET",
             Self::Certificate => "CERTIFICATE",
             Self::DynamicSecret => "DYNAMIC_SECRET",
+            Self::PkiCertIssuer => "PKI_CERT_ISSUER",
         }
     }
 }
@@ -60,6 +62,12 @@ pub(crate) enum ItemBody {
     Versioned(Vec<Version>),
     /// Generates a fresh credential from `template` on every read.
     Dynamic { template: Value, ttl: Duration },
+    /// Signs CSRs with its CA (PEM) for at most `max_ttl`.
+    PkiIssuer {
+        ca_cert_pem: String,
+        ca_key_pem: String,
+        max_ttl: Duration,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +85,7 @@ impl Item {
                 .first()
                 .map_or(ItemType::StaticSecret, |v| v.value.item_type()),
             ItemBody::Dynamic { .. } => ItemType::DynamicSecret,
+            ItemBody::PkiIssuer { .. } => ItemType::PkiCertIssuer,
         }
     }
 
@@ -84,7 +93,7 @@ impl Item {
     pub(crate) fn last_version(&self) -> u32 {
         match &self.body {
             ItemBody::Versioned(versions) => u32::try_from(versions.len()).unwrap_or(u32::MAX),
-            ItemBody::Dynamic { .. } => 0,
+            ItemBody::Dynamic { .. } | ItemBody::PkiIssuer { .. } => 0,
         }
     }
 

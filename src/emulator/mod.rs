@@ -34,6 +34,7 @@ mod faults;
 mod http;
 mod items;
 mod jwt;
+mod pki;
 mod seed;
 mod state;
 mod util;

@@ -485,6 +485,22 @@ impl EmulatorState {
         );
     }
 
+    /// Creates (or replaces) a PKI certificate issuer with a fresh CA that signs CSRs for at
+    /// most `max_ttl`. Returns the CA certificate (PEM).
+    pub fn put_pki_issuer(&self, name: &str, max_ttl: Duration) -> String {
+        let (ca_cert_pem, ca_key_pem) = super::pki::new_ca(name);
+        self.lock().insert_item(
+            normalize_name(name),
+            ItemBody::PkiIssuer {
+                ca_cert_pem: ca_cert_pem.clone(),
+                ca_key_pem,
+                max_ttl,
+            },
+            SystemTime::now(),
+        );
+        ca_cert_pem
+    }
+
     /// Deletes the item and all its versions (no-op if absent).
     pub fn delete_item(&self, name: &str) {
         self.lock().items.remove(&normalize_name(name));

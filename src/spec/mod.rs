@@ -13,7 +13,10 @@ use std::fmt;
 
 use url::Url;
 
-pub use objects::{Encoding, Extract, ItemType, OBJECT_FIELDS, ObjectSpec, parse_mode};
+pub use objects::{
+    CertFormat, CertOptions, Encoding, Extract, ItemType, OBJECT_FIELDS, ObjectSpec, PkiOptions,
+    parse_duration, parse_mode,
+};
 
 use crate::error::MountError;
 use crate::request::{MountRequest, NodePublishSecrets, Parameters, ServiceAccountTokens};

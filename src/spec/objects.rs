@@ -1,6 +1,7 @@
 //! The `objects` parameter: a YAML list of items to fetch and how to shape them into files.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_yaml_ng::Value;
@@ -54,8 +55,8 @@ impl ItemType {
         }
     }
 
-    /// Whether the object's `fileName` is a directory of several files.
-    pub fn writes_directory(self) -> bool {
+    /// Whether the item is a certificate, written as PEM files (or a bundle or PKCS#12).
+    pub fn is_certificate(self) -> bool {
         matches!(self, ItemType::Certificate | ItemType::Pki)
     }
 
@@ -78,6 +79,36 @@ impl fmt::Display for ItemType {
 pub enum Extract {
     /// A top-level key.
     Key(String),
+    /// A jq expression.
+    Jq(String),
+}
+
+/// How a certificate is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CertFormat {
+    /// A directory: `tls.crt` (leaf then chain), `tls.key`, `ca.crt` (when a chain is present).
+    #[default]
+    Pem,
+    /// One PEM file: the key, the leaf, then the chain.
+    Bundle,
+    /// One PKCS#12 file holding the key and the chain.
+    Pfx,
+}
+
+/// Options of certificate and PKI objects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CertOptions {
+    pub format: CertFormat,
+    /// PKCS#12 password (empty by default). Not a secret from whoever can read the SPC.
+    pub pfx_password: String,
+}
+
+/// What a PKI object asks the issuer for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PkiOptions {
+    pub common_name: Option<String>,
+    pub alt_names: Vec<String>,
+    pub uri_sans: Vec<String>,
 }
 
 /// How the (extracted) value is encoded in Akeyless; it is decoded before writing.
@@ -107,6 +138,10 @@ pub struct ObjectSpec {
     pub mode: Option<u32>,
     /// Arguments for dynamic secrets (`secretArgs`), as `key=value` strings.
     pub args: Vec<String>,
+    /// Dynamic: the lease length assumed when Akeyless reports none. PKI: the TTL requested.
+    pub ttl: Option<Duration>,
+    pub cert: CertOptions,
+    pub pki: PkiOptions,
 }
 
 impl ObjectSpec {
@@ -120,7 +155,9 @@ impl ObjectSpec {
 
     /// Whether this object writes a directory of files rather than one file.
     pub fn writes_directory(&self) -> bool {
-        self.explode || self.item_type.is_some_and(ItemType::writes_directory)
+        self.explode
+            || (self.item_type.is_some_and(ItemType::is_certificate)
+                && self.cert.format == CertFormat::Pem)
     }
 }
 
@@ -137,6 +174,12 @@ pub const OBJECT_FIELDS: &[&str] = &[
     "mode",
     "secretArgs",
     "secretType",
+    "format",
+    "pfxPassword",
+    "ttl",
+    "commonName",
+    "altNames",
+    "uriSans",
 ];
 
 #[derive(Deserialize)]
@@ -153,6 +196,12 @@ struct RawObject {
     encoding: Option<Value>,
     mode: Option<Value>,
     secret_args: Option<Value>,
+    format: Option<Value>,
+    pfx_password: Option<Value>,
+    ttl: Option<Value>,
+    common_name: Option<Value>,
+    alt_names: Option<Value>,
+    uri_sans: Option<Value>,
     /// Accepted and ignored, as the existing Akeyless provider does.
     #[allow(dead_code)]
     secret_type: Option<Value>,
@@ -266,6 +315,46 @@ fn parse_args(v: &Value) -> Result<Vec<String>, String> {
     }
 }
 
+/// A list of strings, or one comma-separated string.
+fn parse_string_list(v: &Value) -> Result<Vec<String>, String> {
+    match v {
+        Value::Null => Ok(vec![]),
+        Value::String(s) => Ok(s
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect()),
+        Value::Sequence(items) => items
+            .iter()
+            .map(|i| scalar_text(i).ok_or_else(|| "list items must be strings".to_string()))
+            .collect(),
+        _ => Err("must be a list of strings".into()),
+    }
+}
+
+/// Parses durations like `110s`, `30m`, `500ms`, `1h`, `1.5h`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 15m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || !(0.0..=10.0 * 365.0 * 86400.0).contains(&secs) {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 fn parse_bool(v: &Value) -> Result<bool, String> {
     match v {
         Value::Bool(b) => Ok(*b),
@@ -369,13 +458,24 @@ fn parse_object(index: usize, raw: &Value, problems: &mut Vec<Problem>) -> Optio
         );
     }
     let key = string_field(&mut p, "key", &obj.key);
-    if string_field(&mut p, "jq", &obj.jq).is_some() {
+    let jq = string_field(&mut p, "jq", &obj.jq);
+    if let Some(expr) = &jq
+        && let Err(why) = crate::jq::check(expr)
+    {
         p.push(
             "jq",
-            "is not supported by this version of the provider yet; use key for a top-level JSON key",
+            format!("{expr:?} is not a valid jq expression: {why}"),
         );
     }
-    let extract = key.map(Extract::Key);
+    let extract = match (key, jq) {
+        (Some(_), Some(_)) => {
+            p.push("jq", "cannot be combined with key; use one of them");
+            None
+        }
+        (Some(k), None) => Some(Extract::Key(k)),
+        (None, Some(j)) => Some(Extract::Jq(j)),
+        (None, None) => None,
+    };
     let explode = match &obj.explode {
         None | Some(Value::Null) => false,
         Some(v) => parse_bool(v)
@@ -408,12 +508,84 @@ fn parse_object(index: usize, raw: &Value, problems: &mut Vec<Problem>) -> Optio
             .unwrap_or_default(),
     };
     if let Some(t) = item_type
-        && t.writes_directory()
+        && t.is_certificate()
         && (extract.is_some() || explode)
     {
         p.push(
             if explode { "explode" } else { "key" },
             format!("does not apply to {t} items, which are written as PEM files"),
+        );
+    }
+    let cert_format = match string_field(&mut p, "format", &obj.format).as_deref() {
+        None => CertFormat::Pem,
+        Some(f) => match f.to_ascii_lowercase().as_str() {
+            "pem" => CertFormat::Pem,
+            "bundle" | "pem-bundle" => CertFormat::Bundle,
+            "pfx" | "pkcs12" | "p12" => CertFormat::Pfx,
+            other => {
+                p.push(
+                    "format",
+                    format!("{other:?} is not supported; use pem, bundle or pfx"),
+                );
+                CertFormat::Pem
+            }
+        },
+    };
+    let pfx_password = string_field(&mut p, "pfxPassword", &obj.pfx_password);
+    let certificate_only = obj.format.is_some() || pfx_password.is_some();
+    if certificate_only && !item_type.is_some_and(ItemType::is_certificate) {
+        p.push(
+            if obj.format.is_some() {
+                "format"
+            } else {
+                "pfxPassword"
+            },
+            "applies to certificates only: set type: certificate or type: pki",
+        );
+    }
+    if pfx_password.is_some() && cert_format != CertFormat::Pfx {
+        p.push("pfxPassword", "applies only with format: pfx");
+    }
+    let ttl = match string_field(&mut p, "ttl", &obj.ttl) {
+        None => None,
+        Some(t) => match parse_duration(&t) {
+            Ok(d) if d >= Duration::from_secs(1) => Some(d),
+            Ok(_) => {
+                p.push("ttl", "must be at least 1s");
+                None
+            }
+            Err(e) => {
+                p.push("ttl", e);
+                None
+            }
+        },
+    };
+    if ttl.is_some() && item_type.is_some_and(|t| !matches!(t, ItemType::Dynamic | ItemType::Pki)) {
+        p.push("ttl", "applies to dynamic and pki items only");
+    }
+    let pki = PkiOptions {
+        common_name: string_field(&mut p, "commonName", &obj.common_name),
+        alt_names: match &obj.alt_names {
+            None => vec![],
+            Some(v) => parse_string_list(v)
+                .map_err(|e| p.push("altNames", e))
+                .unwrap_or_default(),
+        },
+        uri_sans: match &obj.uri_sans {
+            None => vec![],
+            Some(v) => parse_string_list(v)
+                .map_err(|e| p.push("uriSans", e))
+                .unwrap_or_default(),
+        },
+    };
+    if pki != PkiOptions::default() && item_type.is_some_and(|t| t != ItemType::Pki) {
+        p.push(
+            if pki.common_name.is_some() {
+                "commonName"
+            } else {
+                "altNames"
+            },
+            "applies to pki items only",
         );
     }
 
@@ -431,6 +603,12 @@ fn parse_object(index: usize, raw: &Value, problems: &mut Vec<Problem>) -> Optio
         encoding,
         mode,
         args,
+        ttl,
+        cert: CertOptions {
+            format: cert_format,
+            pfx_password: pfx_password.unwrap_or_default(),
+        },
+        pki,
     })
 }
 
