@@ -39,6 +39,8 @@ pub enum Command {
     Validate(crate::validate::ValidateArgs),
     /// Run the Akeyless API emulator on its own (local development, end-to-end tests).
     Emulator(EmulatorArgs),
+    /// Measure mount latency, throughput, backend calls and memory against the emulator.
+    Bench(crate::bench::BenchArgs),
     /// Print version and build information.
     Version,
 }
@@ -100,6 +102,19 @@ pub struct ServeArgs {
     /// `ttl`). The credential is reused for the pod until two-thirds of it has passed.
     #[arg(long, env = "AKEYLESS_CSI_DYNAMIC_SECRET_TTL", default_value = "15m", value_parser = parse_duration)]
     pub dynamic_secret_ttl: Duration,
+    /// How long a value read from Akeyless may be reused by later mounts of the same identity
+    /// (e.g. 30s for large fleets with akeylessTokenScope: serviceAccount). 0 (default): values
+    /// are always read fresh; only identical reads in flight at the same time share a request.
+    #[arg(long, env = "AKEYLESS_CSI_VALUE_CACHE_TTL", default_value = "0s", value_parser = parse_duration)]
+    pub value_cache_ttl: Duration,
+    /// Most requests to Akeyless in flight at once across all mounts; more wait for a slot
+    /// within their deadline.
+    #[arg(
+        long,
+        env = "AKEYLESS_CSI_MAX_BACKEND_CONCURRENCY",
+        default_value_t = 64
+    )]
+    pub max_backend_concurrency: usize,
     /// Most objects one SecretProviderClass may list.
     #[arg(long, env = "AKEYLESS_CSI_MAX_OBJECTS", default_value_t = 500)]
     pub max_objects: usize,
@@ -171,6 +186,8 @@ pub fn provider_context(args: &ServeArgs) -> Result<ProviderContext, String> {
         version_key,
         CacheSettings {
             dynamic_default_ttl: args.dynamic_secret_ttl,
+            value_cache_ttl: args.value_cache_ttl,
+            max_backend_concurrency: args.max_backend_concurrency,
             ..CacheSettings::default()
         },
     ))

@@ -116,6 +116,8 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         connect_timeout: Duration::from_secs(5),
         object_version_key_file: None,
         dynamic_secret_ttl: Duration::from_secs(15 * 60),
+        value_cache_ttl: Duration::ZERO,
+        max_backend_concurrency: 64,
         max_objects: 500,
     };
     let ctx = Arc::new(provider_context(&serve_args)?);

@@ -7,6 +7,7 @@
 //! tests and benchmarks; nothing on the mount path imports it.
 
 pub mod akeyless;
+pub mod bench;
 pub mod cache;
 pub mod certs;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod demo;
 pub mod driver;
 pub mod emulator;
 pub mod error;
+pub mod identity;
 pub mod jq;
 pub mod mount;
 pub mod plan;

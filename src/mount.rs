@@ -1,17 +1,20 @@
 //! The mount pipeline: one typed request in, files and versions out. Both front doors (the
 //! driver's socket and, later, the sync controller) call [`mount`].
 //!
-//! request → spec (+ credentials) → type look-up → plan → fetch → render
+//! request → spec (+ credentials) → identity and token → type look-up → plan → fetch → render
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
-use crate::akeyless::{AkeylessClient, AkeylessToken, AuthCredential, BackendError, ClientFactory};
-use crate::cache::{LeaseCache, LeaseKey, TypeCache};
+use crate::akeyless::{
+    AkeylessClient, AkeylessToken, AuthCredential, BackendError, BackendPolicy, ClientFactory,
+};
+use crate::cache::{Coalescer, LeaseCache, LeaseKey, TypeCache};
 use crate::certs::{self, CertificateMaterial};
 use crate::error::{ErrorCode, MountError};
+use crate::identity::{self, FingerprintKey, TokenKey};
 use crate::plan::{self, FetchPlan, Read};
 use crate::render::{self, Fetched, Rendered, VersionKey};
 use crate::request::MountRequest;
@@ -24,12 +27,18 @@ use crate::spec::{
 /// Most type look-ups or single reads in flight at once for one mount.
 const READ_CONCURRENCY: usize = 8;
 
-/// Settings of the caches that outlive a mount.
+/// Settings of the state that outlives a mount.
 #[derive(Clone, Debug)]
 pub struct CacheSettings {
     /// Lease length assumed for a dynamic secret when Akeyless reports none and the object sets no `ttl`.
     pub dynamic_default_ttl: Duration,
+    /// Bound of each cache (tokens, types, leases, reads).
     pub max_entries: usize,
+    /// How long a read value may be reused by later mounts of the same identity (zero: only
+    /// identical reads in flight at the same time share a request).
+    pub value_cache_ttl: Duration,
+    /// Most backend requests in flight across all mounts.
+    pub max_backend_concurrency: usize,
 }
 
 impl Default for CacheSettings {
@@ -37,6 +46,8 @@ impl Default for CacheSettings {
         CacheSettings {
             dynamic_default_ttl: Duration::from_secs(15 * 60),
             max_entries: 10_000,
+            value_cache_ttl: Duration::ZERO,
+            max_backend_concurrency: 64,
         }
     }
 }
@@ -49,10 +60,32 @@ pub struct ProviderContext {
     pub version_key: VersionKey,
     pub types: TypeCache,
     /// Dynamic-secret credentials per pod, until two-thirds of the lease has passed.
-    pub dynamic_leases: LeaseCache<SecretString>,
+    pub dynamic_leases: LeaseCache<LeaseKey, SecretString>,
     /// PKI certificates per pod, until two-thirds of their lifetime has passed.
-    pub pki_leases: LeaseCache<CertificateMaterial>,
+    pub pki_leases: LeaseCache<LeaseKey, CertificateMaterial>,
     pub dynamic_default_ttl: Duration,
+    /// Akeyless tokens by identity (see [`identity`]), until shortly before they expire.
+    pub tokens: LeaseCache<TokenKey, AkeylessToken>,
+    pub fingerprints: FingerprintKey,
+    /// Identical reads of one identity share a request (and a value, within the TTL).
+    pub reads: Coalescer<(TokenKey, ReadKey), CachedRead>,
+    pub backend: BackendPolicy,
+}
+
+/// What a coalesced read fetched.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ReadKey {
+    Batch {
+        names: Vec<String>,
+        version: Option<u32>,
+    },
+    Single(Read),
+}
+
+#[derive(Clone)]
+pub enum CachedRead {
+    Batch(Vec<(String, SecretString)>),
+    Single(Fetched),
 }
 
 impl ProviderContext {
@@ -70,6 +103,10 @@ impl ProviderContext {
             dynamic_leases: LeaseCache::new(caches.max_entries),
             pki_leases: LeaseCache::new(caches.max_entries),
             dynamic_default_ttl: caches.dynamic_default_ttl,
+            tokens: LeaseCache::new(caches.max_entries),
+            fingerprints: FingerprintKey::random(),
+            reads: Coalescer::new(caches.value_cache_ttl, caches.max_entries),
+            backend: BackendPolicy::new(caches.max_backend_concurrency),
         }
     }
 }
@@ -183,18 +220,25 @@ async fn describe_items(
         .await
 }
 
-/// Reads one batch of static secrets. When a multi-item batch is refused (401/403/404), the
-/// items are read one by one to find and name the culprit: a few extra calls, only on failure.
+/// Reads one batch of static secrets. When a multi-item batch is refused (404, or 401/403 with
+/// a freshly issued token), the items are read one by one to find and name the culprit: a few
+/// extra calls, only on failure. A cached token's 401 is left to the re-login instead.
 async fn fetch_static_batch(
     client: &AkeylessClient,
     token: &AkeylessToken,
+    token_cached: bool,
     objects: &[ObjectSpec],
     names: &[String],
     version: Option<u32>,
 ) -> Result<Vec<(String, SecretString)>, MountError> {
+    let narrow = |status: Option<u16>| match status {
+        Some(404) => true,
+        Some(401 | 403) => !token_cached,
+        _ => false,
+    };
     match client.get_secret_values(token, names, version).await {
         Ok(values) => Ok(values),
-        Err(e) if names.len() > 1 && matches!(e.status(), Some(401 | 403 | 404)) => {
+        Err(e) if names.len() > 1 && narrow(e.status()) => {
             for name in names {
                 if let Err(single) = client
                     .get_secret_values(token, std::slice::from_ref(name), version)
@@ -232,6 +276,10 @@ fn reported_lease(value: &SecretString) -> Option<Duration> {
 /// Everything one mount needs to read values, bundled to keep signatures short.
 struct Reader<'a> {
     ctx: &'a ProviderContext,
+    /// Coalescing key of this identity; `None` when reads must not be shared.
+    identity: Option<&'a TokenKey>,
+    /// Whether the token came from the cache (a 401 then likely means the token, not the item).
+    token_cached: bool,
     client: &'a AkeylessClient,
     token: &'a AkeylessToken,
     spec: &'a SecretProviderSpec,
@@ -373,17 +421,72 @@ impl Reader<'_> {
         }
     }
 
-    async fn fetch(&self, plan: &FetchPlan) -> Result<HashMap<Read, Fetched>, MountError> {
+    /// Runs `fetch` through the coalescer when this identity may share reads.
+    async fn coalesced<F, Fut>(&self, key: ReadKey, fetch: F) -> Result<CachedRead, MountError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<CachedRead, MountError>>,
+    {
+        match self.identity {
+            Some(identity) => Ok(self
+                .ctx
+                .reads
+                .get_or_fetch(&(identity.clone(), key), fetch)
+                .await?
+                .0),
+            None => fetch().await,
+        }
+    }
+
+    async fn batch(
+        &self,
+        names: &[String],
+        version: Option<u32>,
+    ) -> Result<Vec<(String, SecretString)>, MountError> {
+        let key = ReadKey::Batch {
+            names: names.to_vec(),
+            version,
+        };
         let objects = &self.spec.objects;
-        let batches = plan.static_batches.iter().map(|batch| async move {
-            let values = fetch_static_batch(
-                self.client,
-                self.token,
-                objects,
-                &batch.names,
-                batch.version,
-            )
+        let read = self
+            .coalesced(key, || async {
+                fetch_static_batch(
+                    self.client,
+                    self.token,
+                    self.token_cached,
+                    objects,
+                    names,
+                    version,
+                )
+                .await
+                .map(CachedRead::Batch)
+            })
             .await?;
+        match read {
+            CachedRead::Batch(values) => Ok(values),
+            CachedRead::Single(_) => Err(MountError::internal("coalesced read of the wrong kind")),
+        }
+    }
+
+    async fn shared_single(&self, read: &Read) -> Result<Fetched, MountError> {
+        // Dynamic and PKI values are per pod (leases), never shared between pods.
+        if matches!(read, Read::Dynamic { .. } | Read::Pki { .. }) {
+            return self.single(read).await;
+        }
+        let cached = self
+            .coalesced(ReadKey::Single(read.clone()), || async {
+                self.single(read).await.map(CachedRead::Single)
+            })
+            .await?;
+        match cached {
+            CachedRead::Single(value) => Ok(value),
+            CachedRead::Batch(_) => Err(MountError::internal("coalesced read of the wrong kind")),
+        }
+    }
+
+    async fn fetch(&self, plan: &FetchPlan) -> Result<HashMap<Read, Fetched>, MountError> {
+        let batches = plan.static_batches.iter().map(|batch| async move {
+            let values = self.batch(&batch.names, batch.version).await?;
             Ok::<_, MountError>(
                 values
                     .into_iter()
@@ -401,7 +504,7 @@ impl Reader<'_> {
         });
         let singles = stream::iter(plan.singles.iter().cloned())
             .map(|read| async move {
-                let value = self.single(&read).await?;
+                let value = self.shared_single(&read).await?;
                 Ok::<_, MountError>((read, value))
             })
             .buffer_unordered(READ_CONCURRENCY)
@@ -413,69 +516,152 @@ impl Reader<'_> {
     }
 }
 
-/// Performs one mount. All or nothing: any failing object fails the whole mount.
+/// Longest a mount may take when the caller gives no deadline.
+pub const DEFAULT_MOUNT_TIMEOUT: Duration = Duration::from_secs(110);
+
+/// Performs one mount with the default deadline. All or nothing.
 pub async fn mount(ctx: &ProviderContext, req: &MountRequest) -> Result<Rendered, MountError> {
+    mount_with_deadline(ctx, req, Instant::now() + DEFAULT_MOUNT_TIMEOUT).await
+}
+
+/// An Akeyless token for this mount: cached for its identity, or a fresh login (one in flight
+/// per identity). The flag says whether it came from the cache.
+async fn login(
+    ctx: &ProviderContext,
+    client: &AkeylessClient,
+    spec: &SecretProviderSpec,
+    creds: &Credentials,
+    key: Option<&TokenKey>,
+    now: SystemTime,
+) -> Result<(AkeylessToken, bool), MountError> {
+    match key {
+        Some(key) => {
+            ctx.tokens
+                .get_or_fetch(key, now, || async {
+                    let token = authenticate(client, spec, creds).await?;
+                    let renew_at = identity::token_renewal(now, token.expiration.as_deref());
+                    Ok::<_, MountError>((token, renew_at))
+                })
+                .await
+        }
+        None => Ok((authenticate(client, spec, creds).await?, false)),
+    }
+}
+
+/// Performs one mount; no backend call runs past `deadline`. All or nothing: any failing
+/// object fails the whole mount.
+pub async fn mount_with_deadline(
+    ctx: &ProviderContext,
+    req: &MountRequest,
+    deadline: Instant,
+) -> Result<Rendered, MountError> {
     let (spec, creds) = spec::parse_mount(req, &ctx.defaults)?;
     let http = ctx
         .clients
         .client(spec.connection.ca_cert_pem.as_deref())
         .map_err(|e| MountError::invalid(format!("parameter akeylessCACert: {e}")))?;
-    let gateways = &spec.connection.gateways;
-    let client = AkeylessClient::new(http, gateways.clone(), spec.connection.ignore_cache);
-
-    let token = authenticate(&client, &spec, &creds).await?;
-
-    // Types: declared, remembered from earlier look-ups, or described now (and remembered).
-    let mut known: HashMap<String, ItemType> = spec
-        .objects
-        .iter()
-        .filter_map(|o| {
-            ctx.types
-                .get(gateways, &o.secret_path)
-                .map(|t| (o.secret_path.clone(), t))
-        })
-        .collect();
-    for (item, t) in describe_items(
-        &client,
-        &token,
-        &spec.objects,
-        plan::untyped_items(&spec.objects, &known),
+    let client = AkeylessClient::new(
+        http,
+        spec.connection.gateways.clone(),
+        spec.connection.ignore_cache,
     )
-    .await?
-    {
-        ctx.types.insert(gateways, &item, t);
-        known.insert(item, t);
-    }
-    let types = plan::resolve_types(&spec.objects, &known)?;
-    let fetch_plan = FetchPlan::build(&spec.objects, &types);
-
-    let reader = Reader {
+    .with_policy(ctx.backend.clone())
+    .with_deadline(deadline);
+    let key = identity::token_key(&ctx.fingerprints, &spec, &creds, &req.pod);
+    let now = SystemTime::now();
+    let mount = Mount {
         ctx,
         client: &client,
-        token: &token,
+        key: key.as_ref(),
         spec: &spec,
-        access_id: &creds.access_id,
-        pod_uid: req.pod.uid.as_deref(),
-        now: SystemTime::now(),
+        creds: &creds,
+        req,
+        now,
     };
-    let values = reader.fetch(&fetch_plan).await?;
-    let per_object = spec
-        .objects
-        .iter()
-        .zip(&types)
-        .map(|(o, &t)| {
-            values.get(&Read::for_object(o, t)).ok_or_else(|| {
-                MountError::internal(format!("{}: value missing after fetch", o.label()))
+
+    let (token, cached) = login(ctx, &client, &spec, &creds, key.as_ref(), now).await?;
+    match mount.read_and_render(&token, cached).await {
+        // Akeyless may have revoked or expired a cached token early: log in once more and
+        // retry once. A fresh token's denial is final.
+        Err(e) if cached && e.code == ErrorCode::PermissionDenied => {
+            if let Some(key) = &key {
+                ctx.tokens.invalidate(key);
+            }
+            tracing::debug!("a cached Akeyless token was refused; logging in again");
+            let (token, _) = login(ctx, &client, &spec, &creds, key.as_ref(), now).await?;
+            mount.read_and_render(&token, false).await
+        }
+        other => other,
+    }
+}
+
+/// One mount's inputs, after parsing and login.
+struct Mount<'a> {
+    ctx: &'a ProviderContext,
+    client: &'a AkeylessClient,
+    key: Option<&'a TokenKey>,
+    spec: &'a SecretProviderSpec,
+    creds: &'a Credentials,
+    req: &'a MountRequest,
+    now: SystemTime,
+}
+
+impl Mount<'_> {
+    async fn read_and_render(
+        &self,
+        token: &AkeylessToken,
+        token_cached: bool,
+    ) -> Result<Rendered, MountError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let gateways = &spec.connection.gateways;
+        // Types: declared, remembered from earlier look-ups, or described now (and remembered).
+        let mut known: HashMap<String, ItemType> = spec
+            .objects
+            .iter()
+            .filter_map(|o| {
+                ctx.types
+                    .get(gateways, &o.secret_path)
+                    .map(|t| (o.secret_path.clone(), t))
             })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    render::render(
-        &spec.objects,
-        &per_object,
-        req.default_mode,
-        &ctx.version_key,
-        reader.now,
-    )
+            .collect();
+        let unknown = plan::untyped_items(&spec.objects, &known);
+        for (item, t) in describe_items(self.client, token, &spec.objects, unknown).await? {
+            ctx.types.insert(gateways, &item, t);
+            known.insert(item, t);
+        }
+        let types = plan::resolve_types(&spec.objects, &known)?;
+        let fetch_plan = FetchPlan::build(&spec.objects, &types);
+
+        let reader = Reader {
+            ctx,
+            identity: self.key,
+            token_cached,
+            client: self.client,
+            token,
+            spec,
+            access_id: &self.creds.access_id,
+            pod_uid: self.req.pod.uid.as_deref(),
+            now: self.now,
+        };
+        let values = reader.fetch(&fetch_plan).await?;
+        let per_object = spec
+            .objects
+            .iter()
+            .zip(&types)
+            .map(|(o, &t)| {
+                values.get(&Read::for_object(o, t)).ok_or_else(|| {
+                    MountError::internal(format!("{}: value missing after fetch", o.label()))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        render::render(
+            &spec.objects,
+            &per_object,
+            self.req.default_mode,
+            &ctx.version_key,
+            self.now,
+        )
+    }
 }
 
 #[cfg(test)]

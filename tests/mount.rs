@@ -439,9 +439,17 @@ async fn backend_statuses_map_to_public_codes_and_the_next_mount_succeeds() {
         ("/auth", 401, Code::Unauthenticated, "AuthFailed"),
         ("/auth", 500, Code::Internal, "BackendUnavailable"),
     ];
-    for (path, status, grpc, code) in cases {
-        f.state().fail_next(path, status, 1);
-        let msg = expect_error(f.mount(ok_request()).await, grpc, code);
+    for (i, (path, status, grpc, code)) in cases.into_iter().enumerate() {
+        // More failures than retries (and re-logins) can absorb; a new pod logs in afresh.
+        f.state().fail_next(path, status, 10);
+        let fresh_pod = pod("default", &format!("case-{i}"));
+        let msg = expect_error(
+            f.mount(access_key_request_as(&static_objects(1), &fresh_pod))
+                .await,
+            grpc,
+            code,
+        );
+        f.state().clear_faults();
         assert!(msg.contains(&status.to_string()), "{path} {status}: {msg}");
         // A failure never poisons the next mount.
         let resp = f
@@ -451,14 +459,29 @@ async fn backend_statuses_map_to_public_codes_and_the_next_mount_succeeds() {
         assert_eq!(files(&resp), vec![("s0".into(), 0o644, "v0".into())]);
     }
 
-    // A dropped connection.
-    f.state().drop_next("/get-secret-value", 1);
+    // Dropped connections.
+    f.state().drop_next("/get-secret-value", 10);
     expect_error(
         f.mount(ok_request()).await,
         Code::Internal,
         "BackendUnavailable",
     );
+    f.state().clear_faults();
     f.mount(ok_request()).await.unwrap();
+
+    // A single transient failure is retried away: the mount succeeds.
+    for status in [429, 500, 503] {
+        let reads = f.state().count("/get-secret-value");
+        f.state().fail_next("/get-secret-value", status, 1);
+        f.mount(ok_request())
+            .await
+            .unwrap_or_else(|e| panic!("{status} once: {e}"));
+        assert_eq!(
+            f.state().count("/get-secret-value"),
+            reads + 2,
+            "one retry after {status}"
+        );
+    }
 
     // A real 404: the item does not exist. The message names the object.
     let msg = expect_error(
@@ -586,7 +609,7 @@ async fn socket_is_private_and_logs_hold_no_secrets() {
     f.mount(access_key_request(&static_objects(1)))
         .await
         .unwrap();
-    f.state().fail_next("/get-secret-value", 401, 1);
+    f.state().fail_next("/get-secret-value", 401, 2);
     let _ = f.mount(access_key_request(&static_objects(1))).await;
     let logs = f.provider.logs();
     assert!(logs.contains("\"result\":\"ok\""), "{logs}");

@@ -3,14 +3,14 @@
 //! outcomes into [`BackendError`]s, which map onto the public error codes.
 
 pub mod api;
+mod call;
 mod transport;
 
 use std::fmt;
 
 use base64::Engine;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
+pub use call::BackendPolicy;
 pub use transport::ClientFactory;
 
 use crate::error::ErrorCode;
@@ -99,6 +99,15 @@ impl BackendError {
         }
     }
 
+    /// Whether trying again later may succeed (throttling, server failure, connection failure).
+    fn is_transient(&self) -> bool {
+        match self {
+            BackendError::Unreachable { .. } => true,
+            BackendError::Status { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+
     /// Whether the next gateway of a failover list may do better.
     fn should_fail_over(&self) -> bool {
         match self {
@@ -135,12 +144,15 @@ pub enum AuthCredential<'a> {
     Jwt(&'a SecretString),
 }
 
-/// A client bound to one connection spec (gateway list, TLS roots, cache preference).
+/// A client bound to one connection spec (gateway list, TLS roots, cache preference) and one
+/// deadline. The HTTP mechanics (retries, failover, limits) are in `call.rs`.
 #[derive(Clone)]
 pub struct AkeylessClient {
     http: reqwest::Client,
     gateways: Vec<String>,
     ignore_cache: bool,
+    policy: BackendPolicy,
+    deadline: Option<std::time::Instant>,
 }
 
 impl fmt::Debug for AkeylessClient {
@@ -200,99 +212,25 @@ impl AkeylessClient {
             http,
             gateways,
             ignore_cache,
+            policy: BackendPolicy::default(),
+            deadline: None,
         }
+    }
+
+    /// Retries, backoff and the shared concurrency limit.
+    pub fn with_policy(mut self, policy: BackendPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// No call (including retries and waiting for a slot) runs past `deadline`.
+    pub fn with_deadline(mut self, deadline: std::time::Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 
     pub fn gateways(&self) -> &[String] {
         &self.gateways
-    }
-
-    /// POSTs `body` to `op` on each gateway in turn until one answers without a
-    /// connection failure or 5xx.
-    async fn call<B: Serialize, R: DeserializeOwned>(
-        &self,
-        op: Operation,
-        body: &B,
-    ) -> Result<R, BackendError> {
-        let mut last = None;
-        for gateway in &self.gateways {
-            match self.call_once(gateway, op, body).await {
-                Err(e) if e.should_fail_over() => {
-                    tracing::warn!(gateway = %gateway, op = op.path(), error = %e, "Akeyless call failed; trying the next gateway if any");
-                    last = Some(e);
-                }
-                other => return other,
-            }
-        }
-        Err(last.unwrap_or_else(|| BackendError::Unreachable {
-            op,
-            gateway: "(none)".into(),
-            detail: "no gateway URL configured".into(),
-        }))
-    }
-
-    async fn call_once<B: Serialize, R: DeserializeOwned>(
-        &self,
-        gateway: &str,
-        op: Operation,
-        body: &B,
-    ) -> Result<R, BackendError> {
-        let url = format!("{gateway}{}", op.path());
-        let transport_error = |e: reqwest::Error| {
-            if e.is_timeout() {
-                BackendError::Timeout {
-                    op,
-                    gateway: gateway.to_string(),
-                }
-            } else {
-                BackendError::Unreachable {
-                    op,
-                    gateway: gateway.to_string(),
-                    detail: error_chain(&e.without_url()),
-                }
-            }
-        };
-        let mut response = self
-            .http
-            .post(&url)
-            .header("akeylessclienttype", "akeyless-csi-provider")
-            .json(body)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = response.status().as_u16();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(BackendError::BadResponse {
-                    op,
-                    gateway: gateway.to_string(),
-                    detail: format!("the response is larger than {MAX_RESPONSE_BYTES} bytes"),
-                });
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        if !(200..300).contains(&status) {
-            let message = serde_json::from_slice::<ErrorBody>(&bytes)
-                .map(|b| scrub(&b.error))
-                .unwrap_or_else(|_| "(no error message)".into());
-            return Err(BackendError::Status {
-                op,
-                gateway: gateway.to_string(),
-                status,
-                message,
-            });
-        }
-        serde_json::from_slice(&bytes).map_err(|e| BackendError::BadResponse {
-            op,
-            gateway: gateway.to_string(),
-            // Category and position only: the body may hold secret values.
-            detail: format!(
-                "not the expected JSON (line {} column {})",
-                e.line(),
-                e.column()
-            ),
-        })
     }
 
     /// `POST /auth`: logs in as `access_id` and returns the identity's token.

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -28,12 +29,12 @@ struct Lease<V> {
 type Slot<V> = Arc<tokio::sync::Mutex<Option<Lease<V>>>>;
 
 /// A bounded map of leases with one fetch in flight per key.
-pub struct LeaseCache<V> {
-    slots: Mutex<HashMap<LeaseKey, Slot<V>>>,
+pub struct LeaseCache<K, V> {
+    slots: Mutex<HashMap<K, Slot<V>>>,
     max_entries: usize,
 }
 
-impl<V: Clone> LeaseCache<V> {
+impl<K: Clone + Eq + Hash, V: Clone> LeaseCache<K, V> {
     pub fn new(max_entries: usize) -> Self {
         LeaseCache {
             slots: Mutex::new(HashMap::new()),
@@ -49,7 +50,7 @@ impl<V: Clone> LeaseCache<V> {
         self.len() == 0
     }
 
-    fn slot(&self, key: &LeaseKey, now: SystemTime) -> Slot<V> {
+    fn slot(&self, key: &K, now: SystemTime) -> Slot<V> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         if !slots.contains_key(key) && slots.len() >= self.max_entries {
             // Drop leases due for renewal (and idle slots); if still full, start over: a dropped
@@ -70,7 +71,7 @@ impl<V: Clone> LeaseCache<V> {
     /// returned renewal time. Errors are not cached.
     pub async fn get_or_fetch<E, F, Fut>(
         &self,
-        key: &LeaseKey,
+        key: &K,
         now: SystemTime,
         fetch: F,
     ) -> Result<(V, bool), E>
@@ -91,6 +92,14 @@ impl<V: Clone> LeaseCache<V> {
             renew_at,
         });
         Ok((value, false))
+    }
+
+    /// Forgets `key` (e.g. a token Akeyless no longer accepts).
+    pub fn invalidate(&self, key: &K) {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 }
 
@@ -113,7 +122,7 @@ mod tests {
 
     #[tokio::test]
     async fn reuses_until_renewal_and_per_pod() {
-        let cache = LeaseCache::<u32>::new(10);
+        let cache = LeaseCache::<LeaseKey, u32>::new(10);
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let calls = AtomicUsize::new(0);
         let fetch = |v: u32| {
@@ -145,7 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_mounts_share_one_fetch() {
-        let cache = Arc::new(LeaseCache::<u32>::new(10));
+        let cache = Arc::new(LeaseCache::<LeaseKey, u32>::new(10));
         let calls = Arc::new(AtomicUsize::new(0));
         let now = SystemTime::now();
         let mut tasks = Vec::new();
@@ -169,7 +178,7 @@ mod tests {
 
     #[tokio::test]
     async fn errors_are_not_cached_and_size_is_bounded() {
-        let cache = LeaseCache::<u32>::new(2);
+        let cache = LeaseCache::<LeaseKey, u32>::new(2);
         let now = SystemTime::now();
         assert!(
             cache

@@ -190,9 +190,14 @@ pub fn pod(namespace: &str, name: &str) -> SimulatedPod {
 /// An access-key mount request in the existing Akeyless provider's shape: access ID in the
 /// parameters, key in the nodePublishSecretRef.
 pub fn access_key_request(objects: &str) -> proto::MountRequest {
+    access_key_request_as(objects, &pod("default", "web"))
+}
+
+/// The same, for another pod (tokens are cached per pod by default).
+pub fn access_key_request_as(objects: &str, pod: &SimulatedPod) -> proto::MountRequest {
     let p = params(&[("akeylessAccessID", ACCESS_ID), ("objects", objects)]);
     let secret = params(&[("akeylessAccessKey", ACCESS_KEY)]);
-    driver::mount_request("spc", &p, &pod("default", "web"), &[], Some(&secret))
+    driver::mount_request("spc", &p, pod, &[], Some(&secret))
 }
 
 /// Files of a response as (path, mode, utf-8 contents), sorted by path.

@@ -1,0 +1,235 @@
+//! How one Akeyless call is made: a slot under the process-wide concurrency limit, each gateway
+//! of the failover list in turn, jittered exponential backoff (or the server's `Retry-After`)
+//! between rounds on transient failures, and never past the mount's deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::api::ErrorBody;
+use super::{AkeylessClient, BackendError, MAX_RESPONSE_BYTES, Operation, error_chain, scrub};
+
+/// How hard to try, shared by every client of the process.
+#[derive(Clone, Debug)]
+pub struct BackendPolicy {
+    /// Caps backend requests in flight across all mounts, so a burst of pods cannot exhaust
+    /// sockets or overwhelm the gateway; excess requests wait (within their deadline).
+    pub concurrency: Arc<tokio::sync::Semaphore>,
+    /// Attempts per call (the first included) on 429, 5xx and connection failures.
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl BackendPolicy {
+    pub fn new(max_concurrency: usize) -> Self {
+        BackendPolicy {
+            concurrency: Arc::new(tokio::sync::Semaphore::new(max_concurrency.max(1))),
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+
+    /// Full-jitter exponential backoff before retry number `retry` (1-based).
+    fn backoff(&self, retry: u32) -> Duration {
+        let ceiling = self
+            .initial_backoff
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
+            .min(self.max_backoff);
+        ceiling.mul_f64(rand::random::<f64>())
+    }
+}
+
+impl Default for BackendPolicy {
+    fn default() -> Self {
+        BackendPolicy::new(64)
+    }
+}
+
+/// A failed attempt and the server's `Retry-After`, if it sent one.
+type Failure = (BackendError, Option<Duration>);
+
+impl AkeylessClient {
+    fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// POSTs `body` to `op`; see the module comment for the retry and failover rules.
+    pub(super) async fn call<B: Serialize, R: DeserializeOwned>(
+        &self,
+        op: Operation,
+        body: &B,
+    ) -> Result<R, BackendError> {
+        let mut attempt = 1;
+        loop {
+            let (err, retry_after) = match self.call_gateways(op, body).await {
+                Ok(r) => return Ok(r),
+                Err(failure) => failure,
+            };
+            if !err.is_transient() || attempt >= self.policy.max_attempts {
+                return Err(err);
+            }
+            let wait = retry_after
+                .map(|r| r.min(self.policy.max_backoff.saturating_mul(4)))
+                .unwrap_or_else(|| self.policy.backoff(attempt));
+            // Retry only when the wait leaves time for another attempt.
+            if self
+                .remaining()
+                .is_some_and(|left| left <= wait + Duration::from_millis(50))
+            {
+                return Err(err);
+            }
+            tracing::debug!(op = op.path(), attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying Akeyless call");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// One round over the gateway list: the next gateway is tried only after a connection
+    /// failure or 5xx.
+    async fn call_gateways<B: Serialize, R: DeserializeOwned>(
+        &self,
+        op: Operation,
+        body: &B,
+    ) -> Result<R, Failure> {
+        let mut last = None;
+        for gateway in &self.gateways {
+            match self.call_once(gateway, op, body).await {
+                Err((e, retry_after)) if e.should_fail_over() => {
+                    tracing::warn!(gateway = %gateway, op = op.path(), error = %e, "Akeyless call failed; trying the next gateway if any");
+                    last = Some((e, retry_after));
+                }
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            (
+                BackendError::Unreachable {
+                    op,
+                    gateway: "(none)".into(),
+                    detail: "no gateway URL configured".into(),
+                },
+                None,
+            )
+        }))
+    }
+
+    /// One HTTP exchange with one gateway, holding a concurrency slot, within the deadline.
+    async fn call_once<B: Serialize, R: DeserializeOwned>(
+        &self,
+        gateway: &str,
+        op: Operation,
+        body: &B,
+    ) -> Result<R, Failure> {
+        let timeout = || {
+            (
+                BackendError::Timeout {
+                    op,
+                    gateway: gateway.to_string(),
+                },
+                None,
+            )
+        };
+        let exchange = async {
+            let _slot = self
+                .policy
+                .concurrency
+                .acquire()
+                .await
+                .map_err(|_| timeout())?;
+            self.exchange(gateway, op, body).await
+        };
+        match self.remaining() {
+            Some(left) => tokio::time::timeout(left, exchange)
+                .await
+                .unwrap_or_else(|_| Err(timeout())),
+            None => exchange.await,
+        }
+    }
+
+    async fn exchange<B: Serialize, R: DeserializeOwned>(
+        &self,
+        gateway: &str,
+        op: Operation,
+        body: &B,
+    ) -> Result<R, Failure> {
+        let url = format!("{gateway}{}", op.path());
+        let transport_error = |e: reqwest::Error| {
+            let err = if e.is_timeout() {
+                BackendError::Timeout {
+                    op,
+                    gateway: gateway.to_string(),
+                }
+            } else {
+                BackendError::Unreachable {
+                    op,
+                    gateway: gateway.to_string(),
+                    detail: error_chain(&e.without_url()),
+                }
+            };
+            (err, None)
+        };
+        let mut response = self
+            .http
+            .post(&url)
+            .header("akeylessclienttype", "akeyless-csi-provider")
+            .json(body)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                let detail = format!("the response is larger than {MAX_RESPONSE_BYTES} bytes");
+                return Err((
+                    BackendError::BadResponse {
+                        op,
+                        gateway: gateway.to_string(),
+                        detail,
+                    },
+                    None,
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if !(200..300).contains(&status) {
+            let message = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|b| scrub(&b.error))
+                .unwrap_or_else(|_| "(no error message)".into());
+            let err = BackendError::Status {
+                op,
+                gateway: gateway.to_string(),
+                status,
+                message,
+            };
+            return Err((err, retry_after));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| {
+            // Category and position only: the body may hold secret values.
+            let detail = format!(
+                "not the expected JSON (line {} column {})",
+                e.line(),
+                e.column()
+            );
+            (
+                BackendError::BadResponse {
+                    op,
+                    gateway: gateway.to_string(),
+                    detail,
+                },
+                None,
+            )
+        })
+    }
+}

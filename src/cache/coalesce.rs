@@ -1,0 +1,162 @@
+//! Identical reads in flight at the same time share one backend request, and (when a TTL is
+//! set) a result is reused for that long. Keys always include the identity, so nothing is ever
+//! shared between identities.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Entry<V> {
+    value: V,
+    done_at: Instant,
+}
+
+type Slot<V> = Arc<tokio::sync::Mutex<Option<Entry<V>>>>;
+
+pub struct Coalescer<K, V> {
+    slots: Mutex<HashMap<K, Slot<V>>>,
+    ttl: Duration,
+    max_entries: usize,
+}
+
+impl<K: Clone + Eq + Hash, V: Clone> Coalescer<K, V> {
+    /// `ttl` zero: only in-flight sharing; nothing is kept once the last waiter has its value.
+    pub fn new(ttl: Duration, max_entries: usize) -> Self {
+        Coalescer {
+            slots: Mutex::new(HashMap::new()),
+            ttl,
+            max_entries,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn slot(&self, key: &K) -> Slot<V> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if !slots.contains_key(key) && slots.len() >= self.max_entries {
+            let now = Instant::now();
+            let ttl = self.ttl;
+            slots.retain(|_, slot| match slot.try_lock() {
+                Ok(guard) => guard.as_ref().is_some_and(|e| e.done_at + ttl > now),
+                Err(_) => true,
+            });
+        }
+        slots.entry(key.clone()).or_default().clone()
+    }
+
+    /// Returns `(value, shared)`: a result that finished while this caller waited, or is younger
+    /// than the TTL, is shared; otherwise `fetch` runs (one caller at a time per key).
+    pub async fn get_or_fetch<E, F, Fut>(&self, key: &K, fetch: F) -> Result<(V, bool), E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        let arrived = Instant::now();
+        let slot = self.slot(key);
+        let mut guard = slot.lock().await;
+        if let Some(entry) = guard.as_ref()
+            && (entry.done_at >= arrived || entry.done_at.elapsed() < self.ttl)
+        {
+            let value = entry.value.clone();
+            drop(guard);
+            self.release(key, &slot, self.ttl.is_zero());
+            return Ok((value, true));
+        }
+        let result = fetch().await;
+        match &result {
+            Ok(value) => {
+                *guard = Some(Entry {
+                    value: value.clone(),
+                    done_at: Instant::now(),
+                })
+            }
+            Err(_) => *guard = None,
+        }
+        drop(guard);
+        self.release(key, &slot, self.ttl.is_zero() || result.is_err());
+        result.map(|v| (v, false))
+    }
+
+    /// Drops the slot of `key` when nothing may be kept and no other caller holds it (the map
+    /// and this caller are its only owners), so values don't linger in memory.
+    fn release(&self, key: &K, slot: &Slot<V>, forget: bool) {
+        if !forget {
+            return;
+        }
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(slot) == 2 && slots.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            slots.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn concurrent_identical_reads_share_one_fetch_and_keep_nothing() {
+        let c = Arc::new(Coalescer::<&str, u32>::new(Duration::ZERO, 100));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = vec![];
+        for _ in 0..10 {
+            let (c, calls) = (c.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                c.get_or_fetch(&"k", || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    Ok::<_, ()>(5)
+                })
+                .await
+                .unwrap()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().0, 5);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(c.is_empty(), "no TTL: nothing kept");
+        // A later read fetches again.
+        let (_, shared) = c
+            .get_or_fetch(&"k", || async { Ok::<_, ()>(6) })
+            .await
+            .unwrap();
+        assert!(!shared);
+    }
+
+    #[tokio::test]
+    async fn ttl_reuses_and_keys_are_separate() {
+        let c = Coalescer::<&str, u32>::new(Duration::from_secs(60), 100);
+        assert_eq!(
+            c.get_or_fetch(&"a", || async { Ok::<_, ()>(1) }).await,
+            Ok((1, false))
+        );
+        assert_eq!(
+            c.get_or_fetch(&"a", || async { Ok::<_, ()>(2) }).await,
+            Ok((1, true))
+        );
+        assert_eq!(
+            c.get_or_fetch(&"b", || async { Ok::<_, ()>(3) }).await,
+            Ok((3, false))
+        );
+        assert!(
+            c.get_or_fetch(&"c", || async { Err::<u32, _>("x") })
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            c.get_or_fetch(&"c", || async { Ok::<_, ()>(4) }).await,
+            Ok((4, false))
+        );
+    }
+}

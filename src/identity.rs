@@ -1,0 +1,235 @@
+//! Who a mount authenticates as, reduced to the key of the token cache.
+//!
+//! The key holds everything that decides the Akeyless identity (gateways, access ID, access
+//! type, auth config, token audience, the pod's namespace and service account, the pod UID
+//! unless the SPC opts into `akeylessTokenScope: serviceAccount`) plus a keyed fingerprint of
+//! the credential the mount presented. A cached token is therefore only ever handed to a mount
+//! that presented exactly the credential Akeyless verified when it issued the token.
+//!
+//! `serviceAccount` scope shares one token among the pods of a service account, whose
+//! service-account tokens differ: the pod token's fingerprint is left out, and the key relies on
+//! kubelet's pod info (namespace, service account), which must agree with the claims inside
+//! the token. When they disagree, or are missing, the mount is not cached at all.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::request::PodIdentity;
+use crate::secret::{ExposeSecret, SecretString};
+use crate::spec::{AccessType, Credential, Credentials, SecretProviderSpec, TokenScope};
+
+/// The token cache key. `Debug` shows no credential material (the fingerprint is keyed).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TokenKey {
+    pub gateways: Vec<String>,
+    pub access_id: String,
+    pub access_type: AccessType,
+    pub auth_config: Option<String>,
+    pub audience: Option<String>,
+    pub namespace: Option<String>,
+    pub service_account: Option<String>,
+    pub pod_uid: Option<String>,
+    /// HMAC of the presented credential; `None` for pod tokens under `serviceAccount` scope.
+    pub credential: Option<[u8; 32]>,
+}
+
+/// A per-process random key for credential fingerprints.
+#[derive(Clone)]
+pub struct FingerprintKey([u8; 32]);
+
+impl FingerprintKey {
+    pub fn random() -> Self {
+        FingerprintKey(rand::random())
+    }
+
+    fn fingerprint(&self, secret: &SecretString) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length");
+        mac.update(secret.expose_secret().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// The namespace and service account named inside a Kubernetes service-account JWT (read, not
+/// verified: Akeyless verifies the token; this only checks it agrees with kubelet's pod info).
+pub fn service_account_claims(jwt: &SecretString) -> Option<(String, String)> {
+    let payload = jwt.expose_secret().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let k8s = claims.get("kubernetes.io");
+    let from_k8s = k8s.and_then(|k| {
+        Some((
+            k.get("namespace")?.as_str()?.to_string(),
+            k.get("serviceaccount")?.get("name")?.as_str()?.to_string(),
+        ))
+    });
+    from_k8s.or_else(|| {
+        let sub = claims.get("sub")?.as_str()?;
+        let mut parts = sub.strip_prefix("system:serviceaccount:")?.splitn(2, ':');
+        Some((parts.next()?.to_string(), parts.next()?.to_string()))
+    })
+}
+
+/// The cache key of this mount's Akeyless token, or `None` when it must not be cached.
+pub fn token_key(
+    fingerprints: &FingerprintKey,
+    spec: &SecretProviderSpec,
+    creds: &Credentials,
+    pod: &PodIdentity,
+) -> Option<TokenKey> {
+    let scope = spec.auth.token_scope;
+    let (audience, credential) = match &creds.credential {
+        Credential::AccessKey(key) => (None, Some(fingerprints.fingerprint(key))),
+        Credential::PodToken { audience, token } => match scope {
+            TokenScope::Pod => (
+                Some(audience.clone()),
+                Some(fingerprints.fingerprint(token)),
+            ),
+            TokenScope::ServiceAccount => {
+                let claims = service_account_claims(token)?;
+                let attributes = (pod.namespace.clone()?, pod.service_account.clone()?);
+                if claims != attributes {
+                    tracing::warn!(
+                        "the pod token's namespace/service account differ from kubelet's pod info; not sharing its Akeyless token"
+                    );
+                    return None;
+                }
+                (Some(audience.clone()), None)
+            }
+        },
+    };
+    Some(TokenKey {
+        gateways: spec.connection.gateways.clone(),
+        access_id: creds.access_id.clone(),
+        access_type: spec.auth.access_type,
+        auth_config: spec.auth.k8s_auth_config_name.clone(),
+        audience,
+        namespace: pod.namespace.clone(),
+        service_account: pod.service_account.clone(),
+        pod_uid: match scope {
+            TokenScope::Pod => pod.uid.clone(),
+            TokenScope::ServiceAccount => None,
+        },
+        credential,
+    })
+}
+
+/// Lifetime assumed for a token whose expiry Akeyless doesn't state.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 60);
+
+/// When a cached token must be replaced: after 80% of its remaining life, and never within
+/// 30 s of its expiry (then it is not reused at all).
+pub fn token_renewal(now: SystemTime, expiration: Option<&str>) -> SystemTime {
+    let expires = expiration
+        .and_then(crate::timefmt::parse_rfc3339)
+        .unwrap_or(now + DEFAULT_TOKEN_LIFETIME);
+    let left = expires.duration_since(now).unwrap_or_default();
+    if left <= Duration::from_secs(30) {
+        return now;
+    }
+    (now + left.mul_f64(0.8)).min(expires - Duration::from_secs(30))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::request::{
+        NodePublishSecrets, Parameters, ServiceAccountToken, ServiceAccountTokens,
+    };
+    use crate::spec::{SecretProviderSpec, SpecDefaults};
+
+    fn jwt(ns: &str, sa: &str) -> String {
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        format!(
+            "{}.{}.sig",
+            b64(serde_json::json!({"alg":"RS256"})),
+            b64(
+                serde_json::json!({"sub": format!("system:serviceaccount:{ns}:{sa}"),
+                "kubernetes.io": {"namespace": ns, "serviceaccount": {"name": sa}}})
+            )
+        )
+    }
+
+    fn key_for(scope: &str, ns: &str, sa: &str, uid: &str, token: &str) -> Option<TokenKey> {
+        let params = Parameters::new(
+            [
+                ("akeylessAccessID", "p-1"),
+                ("akeylessK8sAuthConfigName", "c"),
+                ("akeylessTokenScope", scope),
+                ("objects", "- secretPath: /a\n"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+        let spec = SecretProviderSpec::from_parameters(&params, &SpecDefaults::default()).unwrap();
+        let tokens = ServiceAccountTokens::new(BTreeMap::from([(
+            "aud".to_string(),
+            ServiceAccountToken {
+                token: SecretString::from(token.to_string()),
+                expiration: None,
+            },
+        )]));
+        let creds =
+            Credentials::resolve(&spec.auth, &params, &NodePublishSecrets::default(), &tokens)
+                .unwrap();
+        let pod = PodIdentity {
+            name: Some("p".into()),
+            namespace: Some(ns.into()),
+            uid: Some(uid.into()),
+            service_account: Some(sa.into()),
+        };
+        token_key(&FingerprintKey([7; 32]), &spec, &creds, &pod)
+    }
+
+    #[test]
+    fn pod_scope_separates_pods_and_credentials() {
+        let a = key_for("pod", "ns", "sa", "uid-1", &jwt("ns", "sa")).unwrap();
+        let b = key_for("pod", "ns", "sa", "uid-2", &jwt("ns", "sa")).unwrap();
+        assert_ne!(a, b);
+        let forged = key_for("pod", "ns", "sa", "uid-1", &format!("{}x", jwt("ns", "sa"))).unwrap();
+        assert_ne!(
+            a, forged,
+            "a different credential never maps to the same token"
+        );
+    }
+
+    #[test]
+    fn service_account_scope_shares_within_namespace_only() {
+        let a = key_for("serviceAccount", "ns", "sa", "uid-1", &jwt("ns", "sa")).unwrap();
+        let b = key_for("serviceAccount", "ns", "sa", "uid-2", &jwt("ns", "sa")).unwrap();
+        assert_eq!(a, b);
+        let other_ns = key_for("serviceAccount", "ns2", "sa", "uid-3", &jwt("ns2", "sa")).unwrap();
+        assert_ne!(a, other_ns);
+        // A token whose claims disagree with kubelet's pod info is never shared.
+        assert_eq!(
+            key_for("serviceAccount", "ns", "sa", "uid-4", &jwt("other", "sa")),
+            None
+        );
+        assert_eq!(
+            key_for("serviceAccount", "ns", "sa", "uid-4", "not-a-jwt"),
+            None
+        );
+    }
+
+    #[test]
+    fn renewal_before_expiry() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let exp = crate::timefmt::rfc3339(now + Duration::from_secs(1000));
+        assert_eq!(
+            token_renewal(now, Some(&exp)),
+            now + Duration::from_secs(800)
+        );
+        let soon = crate::timefmt::rfc3339(now + Duration::from_secs(20));
+        assert_eq!(token_renewal(now, Some(&soon)), now);
+        assert_eq!(token_renewal(now, None), now + Duration::from_secs(480));
+    }
+}

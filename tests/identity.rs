@@ -1,0 +1,284 @@
+//! Identity, token caching and the hot path: tokens are cached per identity and never cross
+//! identities, logins are single-flight, a refused cached token triggers one re-login, retries
+//! stay inside the deadline.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use akeyless_csi_provider::driver::{self, SimulatedPod};
+use common::*;
+use tonic::Code;
+
+const TYPED: &str =
+    "- secretPath: /apps/a\n  type: static\n- secretPath: /apps/b\n  type: static\n";
+
+async fn access_key_fixture(args: &[&str]) -> Fixture {
+    let f = Fixture::with_args(args).await;
+    f.state().add_access_key_auth(ACCESS_ID, ACCESS_KEY);
+    f.state().grant_read(ACCESS_ID, "/*", &[]);
+    f.state().put_static_secret("/apps/a", "a");
+    f.state().put_static_secret("/apps/b", "b");
+    f
+}
+
+fn k8s_request(
+    f: &Fixture,
+    pod: &SimulatedPod,
+    objects: &str,
+    scope: &str,
+) -> akeyless_csi_provider::proto::MountRequest {
+    let p = params(&[
+        ("akeylessAccessID", K8S_ACCESS_ID),
+        ("akeylessK8sAuthConfigName", K8S_CONFIG),
+        ("akeylessTokenScope", scope),
+        ("objects", objects),
+    ]);
+    driver::mount_request("spc", &p, pod, &[(AUDIENCE, &f.pod_token(pod))], None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_mounts_reuse_the_token_and_read_once() {
+    let f = access_key_fixture(&[]).await;
+    f.mount(access_key_request(TYPED)).await.unwrap();
+    assert_eq!(
+        (
+            f.state().count("/auth"),
+            f.state().count("/get-secret-value")
+        ),
+        (1, 1),
+        "cold: 1 auth + 1 read"
+    );
+    for _ in 0..5 {
+        f.mount(access_key_request(TYPED)).await.unwrap();
+    }
+    assert_eq!(
+        (
+            f.state().count("/auth"),
+            f.state().count("/get-secret-value")
+        ),
+        (1, 6),
+        "warm: 0 auth + 1 read per mount"
+    );
+    // Another pod of the same SPC has its own token (default scope: pod).
+    f.mount(access_key_request_as(TYPED, &pod("default", "other")))
+        .await
+        .unwrap();
+    assert_eq!(f.state().count("/auth"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_cached_token_triggers_exactly_one_relogin() {
+    let f = access_key_fixture(&[]).await;
+    f.mount(access_key_request(TYPED)).await.unwrap();
+    f.state().revoke_all_tokens();
+    let resp = f.mount(access_key_request(TYPED)).await.unwrap();
+    assert_eq!(resp.files.len(), 2);
+    assert_eq!(f.state().count("/auth"), 2, "one re-login");
+    assert_eq!(
+        f.state().count("/get-secret-value"),
+        3,
+        "the refused read and its retry"
+    );
+    // A fresh token that is refused is final: no second re-login.
+    f.state().fail_next("/get-secret-value", 401, 10);
+    let fresh = pod("default", "fresh");
+    expect_error(
+        f.mount(access_key_request_as(TYPED, &fresh)).await,
+        Code::PermissionDenied,
+        "PermissionDenied",
+    );
+    assert_eq!(f.state().count("/auth"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_mounts_of_one_identity_log_in_once() {
+    let f = Arc::new(access_key_fixture(&[]).await);
+    f.state().set_delay("/auth", Duration::from_millis(200));
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let f = f.clone();
+        tasks.push(tokio::spawn(async move {
+            f.mount(access_key_request(TYPED)).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(f.state().count("/auth"), 1, "single-flight login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_scope_with_value_cache_reads_once_per_window() {
+    let f = Arc::new(Fixture::with_args(&["--value-cache-ttl", "60s"]).await);
+    f.state().add_k8s_auth(K8S_ACCESS_ID, K8S_CONFIG, &[], &[]);
+    f.state().grant_read(K8S_ACCESS_ID, "/apps/*", &[]);
+    f.state().put_static_secret("/apps/a", "a");
+    f.state().put_static_secret("/apps/b", "b");
+    for ns in ["team-a", "team-b"] {
+        for i in 0..10 {
+            let pd = SimulatedPod::new(ns, &format!("web-{i}"), &format!("{ns}-uid-{i}"), "web");
+            let resp = f
+                .mount(k8s_request(&f, &pd, TYPED, "serviceAccount"))
+                .await
+                .unwrap();
+            assert_eq!(resp.files.len(), 2);
+        }
+    }
+    assert_eq!(
+        f.state().count("/auth"),
+        2,
+        "one login per (namespace, service account)"
+    );
+    assert_eq!(
+        f.state().count("/get-secret-value"),
+        2,
+        "one read per (service account, SPC) per cache window"
+    );
+    let logins: Vec<_> = f
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/auth")
+        .filter_map(|r| r.identity.and_then(|i| i.namespace))
+        .collect();
+    assert_eq!(logins.len(), 2);
+    assert_ne!(logins[0], logins[1], "never shared across namespaces");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_stay_inside_the_deadline() {
+    let f = access_key_fixture(&[]).await;
+    f.mount(access_key_request(TYPED)).await.unwrap();
+    let reads = f.state().count("/get-secret-value");
+    f.state().fail_next("/get-secret-value", 503, 1000);
+    f.state()
+        .set_delay("/get-secret-value", Duration::from_millis(300));
+    let started = Instant::now();
+    let result = f
+        .mount_with_timeout(access_key_request(TYPED), Some(Duration::from_millis(1500)))
+        .await;
+    let elapsed = started.elapsed();
+    let status = result.expect_err("a failing backend fails the mount");
+    assert!(
+        status.message().starts_with("[BackendUnavailable]")
+            || status.message().starts_with("[Timeout]"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "answered within the caller's deadline: {elapsed:?}"
+    );
+    let attempts = f.state().count("/get-secret-value") - reads;
+    assert!((2..=4).contains(&attempts), "bounded retries: {attempts}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured() {
+    let f = access_key_fixture(&[]).await;
+    f.mount(access_key_request(TYPED)).await.unwrap();
+    f.state()
+        .fail_next_with_retry_after("/get-secret-value", 429, 1, 1);
+    let started = Instant::now();
+    f.mount(access_key_request(TYPED)).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// 1,000 interleaved concurrent mounts from two namespaces (several service accounts and
+/// pods each, both token scopes), each namespace's items readable only by its own identities.
+/// The emulator records which identity every request acted as: zero cross-identity uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_identity_ever_receives_another_identitys_token() {
+    let f = Arc::new(Fixture::new().await);
+    f.state().add_k8s_auth(K8S_ACCESS_ID, K8S_CONFIG, &[], &[]);
+    let namespaces = ["team-a", "team-b"];
+    for ns in namespaces {
+        f.state()
+            .grant_read(K8S_ACCESS_ID, &format!("/{ns}/*"), &[ns]);
+        f.state()
+            .put_static_secret(&format!("/{ns}/db"), &format!("{ns}-db"));
+        f.state()
+            .put_static_secret(&format!("/{ns}/api"), &format!("{ns}-api"));
+    }
+    let pods: Vec<SimulatedPod> = (0..40)
+        .map(|i| {
+            let ns = namespaces[i % 2];
+            SimulatedPod::new(
+                ns,
+                &format!("p{i}"),
+                &format!("uid-{i}"),
+                &format!("sa{}", i % 3),
+            )
+        })
+        .collect();
+    let requests: Vec<_> = (0..1000)
+        .map(|i| {
+            let pd = &pods[(i * 7) % pods.len()];
+            let objects = format!(
+                "- secretPath: /{0}/db\n  type: static\n- secretPath: /{0}/api\n  type: static\n",
+                pd.namespace
+            );
+            let scope = if i % 3 == 0 { "serviceAccount" } else { "pod" };
+            (pd.namespace.clone(), k8s_request(&f, pd, &objects, scope))
+        })
+        .collect();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::new();
+    for (ns, request) in requests {
+        let (f, semaphore) = (f.clone(), semaphore.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = semaphore.acquire().await.unwrap();
+            (ns, f.mount(request).await)
+        }));
+    }
+    let mut mounted = 0;
+    for t in tasks {
+        let (ns, result) = t.await.unwrap();
+        let resp = result.unwrap_or_else(|e| panic!("mount in {ns}: {}", e.message()));
+        assert_eq!(
+            files(&resp),
+            vec![
+                ("api".into(), 0o644, format!("{ns}-api")),
+                ("db".into(), 0o644, format!("{ns}-db"))
+            ]
+        );
+        mounted += 1;
+    }
+    assert_eq!(mounted, 1000);
+    let mut violations = 0;
+    let mut reads = 0;
+    let mut identities = std::collections::BTreeSet::new();
+    for r in f.state().requests() {
+        let Some(who) = r.identity.clone() else {
+            continue;
+        };
+        identities.insert((
+            who.namespace.clone(),
+            who.service_account.clone(),
+            who.pod_uid.clone(),
+        ));
+        if r.path == "/get-secret-value" {
+            reads += 1;
+            let ns = who.namespace.unwrap_or_default();
+            violations += r
+                .items
+                .iter()
+                .filter(|item| !item.starts_with(&format!("/{ns}/")))
+                .count();
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+    }
+    let logins = f.state().count("/auth");
+    eprintln!(
+        "isolation: 1000 mounts, {} identities, {logins} logins, {reads} reads, {violations} violations",
+        identities.len()
+    );
+    assert_eq!(violations, 0);
+    assert!(logins < 100, "tokens are cached: {logins} logins");
+}
