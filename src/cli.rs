@@ -37,6 +37,9 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Check SecretProviderClass YAML files offline; exit 1 on any problem.
     Validate(crate::validate::ValidateArgs),
+    /// Dry-run mount of a SecretProviderClass against a real Akeyless API or gateway: writes the
+    /// files to a folder and prints their modes and object versions.
+    Render(crate::dry_run::RenderArgs),
     /// Run the Akeyless API emulator on its own (local development, end-to-end tests).
     Emulator(EmulatorArgs),
     /// Measure mount latency, throughput, backend calls and memory against the emulator.
@@ -63,10 +66,11 @@ pub struct ServeArgs {
         default_value = "https://api.akeyless.io"
     )]
     pub akeyless_url: String,
-    /// HTTP address of /healthz and /readyz.
+    /// HTTP address of /healthz (process alive) and /readyz (socket answers gRPC health and
+    /// Akeyless was reachable recently).
     #[arg(long, env = "AKEYLESS_CSI_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
     pub health_addr: SocketAddr,
-    /// HTTP address of Prometheus /metrics (reserved; metrics are not served by this version yet).
+    /// HTTP address of Prometheus /metrics (may equal --health-addr to share one port).
     #[arg(
         long,
         env = "AKEYLESS_CSI_METRICS_ADDR",
@@ -115,6 +119,18 @@ pub struct ServeArgs {
         default_value_t = 64
     )]
     pub max_backend_concurrency: usize,
+    /// Most bytes one mount may return (all files together). Keep it under the driver's
+    /// --max-call-recv-msg-size (4 MiB by default), or mounts fail in the driver instead.
+    #[arg(long, env = "AKEYLESS_CSI_MAX_MOUNT_BYTES", default_value_t = crate::spec::DRIVER_MESSAGE_LIMIT - 64 * 1024)]
+    pub max_mount_bytes: usize,
+    /// Mounts served at once; more wait for a slot within their deadline (a burst of pods
+    /// queues instead of spawning unbounded work).
+    #[arg(long, env = "AKEYLESS_CSI_MAX_CONCURRENT_MOUNTS", default_value_t = server::DEFAULT_MAX_CONCURRENT_MOUNTS)]
+    pub max_concurrent_mounts: usize,
+    /// Serve even when the socket's directory is world-writable (anyone who can write there
+    /// could replace the socket and receive mounts).
+    #[arg(long, env = "AKEYLESS_CSI_ALLOW_WORLD_WRITABLE_SOCKET_DIR")]
+    pub allow_world_writable_socket_dir: bool,
     /// Most objects one SecretProviderClass may list.
     #[arg(long, env = "AKEYLESS_CSI_MAX_OBJECTS", default_value_t = 500)]
     pub max_objects: usize,
@@ -181,6 +197,7 @@ pub fn provider_context(args: &ServeArgs) -> Result<ProviderContext, String> {
         SpecDefaults {
             gateway_url,
             max_objects: args.max_objects,
+            max_mount_bytes: args.max_mount_bytes,
         },
         clients,
         version_key,
@@ -212,24 +229,51 @@ pub async fn shutdown_signal() {
 /// `serve`: runs until SIGTERM/SIGINT, then drains in-flight mounts and removes the socket.
 pub async fn run_serve(args: ServeArgs) -> Result<(), String> {
     telemetry::init_logging(args.log_format, &args.log_level);
-    let ctx = Arc::new(provider_context(&args)?);
+    // One registry and one reachability record for the whole process: the mount pipeline and
+    // the Akeyless client record into them, /metrics and /readyz read them.
+    let metrics = telemetry::Metrics::new();
+    let backend_health = telemetry::BackendHealth::new();
+    let ctx =
+        Arc::new(provider_context(&args)?.with_telemetry(metrics.clone(), backend_health.clone()));
     let readiness = Readiness::default();
-    let health = telemetry::spawn_http(
-        args.health_addr,
-        telemetry::health_router(readiness.clone()),
-    )
-    .await
-    .map_err(|e| format!("--health-addr {}: {e}", args.health_addr))?;
+    let health_router = telemetry::health_router(telemetry::HealthState {
+        readiness: readiness.clone(),
+        socket: args.endpoint.clone(),
+        backend: backend_health,
+    });
+    let metrics_router = telemetry::metrics_router(metrics.clone());
+    // One listener when both flags name the same fixed address; port 0 means "any free port".
+    let (health, metrics_bound) = if args.metrics_addr == args.health_addr
+        && args.health_addr.port() != 0
+    {
+        let bound = telemetry::spawn_http(args.health_addr, health_router.merge(metrics_router))
+            .await
+            .map_err(|e| format!("--health-addr {}: {e}", args.health_addr))?;
+        (bound, bound)
+    } else {
+        let health = telemetry::spawn_http(args.health_addr, health_router)
+            .await
+            .map_err(|e| format!("--health-addr {}: {e}", args.health_addr))?;
+        let bound = telemetry::spawn_http(args.metrics_addr, metrics_router)
+            .await
+            .map_err(|e| format!("--metrics-addr {}: {e}", args.metrics_addr))?;
+        (health, bound)
+    };
+    server::check_socket_dir(&args.endpoint, args.allow_world_writable_socket_dir)
+        .map_err(|e| format!("--endpoint {}: {e}", args.endpoint.display()))?;
     let listener = server::bind_socket(&args.endpoint)
         .map_err(|e| format!("--endpoint {}: {e}", args.endpoint.display()))?;
     tracing::info!(
         endpoint = %args.endpoint.display(),
         health = %health,
+        metrics = %metrics_bound,
         akeyless_url = %ctx.defaults.gateway_url,
         version = env!("CARGO_PKG_VERSION"),
         "akeyless-csi-provider serving"
     );
-    let service = ProviderService::new(ctx, args.mount_timeout);
+    let service = ProviderService::new(ctx, args.mount_timeout)
+        .with_metrics(metrics)
+        .with_max_concurrent_mounts(args.max_concurrent_mounts);
     let result = server::serve(listener, service, readiness, shutdown_signal()).await;
     let _ = std::fs::remove_file(&args.endpoint);
     result.map_err(|e| format!("gRPC server: {e}"))?;
@@ -248,7 +292,10 @@ pub async fn run_emulator(args: EmulatorArgs) -> Result<(), String> {
             std::fs::read_to_string(path).map_err(|e| format!("--seed {}: {e}", path.display()))?;
         let seed: crate::emulator::Seed = serde_yaml_ng::from_str(&text)
             .map_err(|e| format!("--seed {}: {e}", path.display()))?;
-        emulator.state().load_seed(&seed);
+        emulator
+            .state()
+            .try_load_seed(&seed)
+            .map_err(|e| format!("--seed {}: {e}", path.display()))?;
     }
     println!("Akeyless emulator listening on {}", emulator.url());
     shutdown_signal().await;

@@ -89,6 +89,18 @@ pub enum CachedRead {
 }
 
 impl ProviderContext {
+    /// Records backend calls, retries and the auth cache into `metrics`, and backend
+    /// reachability into `health` (the server's instances, served on /metrics and /readyz).
+    pub fn with_telemetry(
+        mut self,
+        metrics: crate::telemetry::Metrics,
+        health: crate::telemetry::BackendHealth,
+    ) -> Self {
+        self.backend.metrics = metrics;
+        self.backend.health = health;
+        self
+    }
+
     pub fn new(
         defaults: SpecDefaults,
         clients: ClientFactory,
@@ -172,6 +184,27 @@ async fn authenticate(
     spec: &SecretProviderSpec,
     creds: &Credentials,
 ) -> Result<AkeylessToken, MountError> {
+    // Azure AD first turns the pod's token into an ARM token (the pod's identity, not ours).
+    let azure_cloud_id = match (&creds.credential, &spec.auth.azure) {
+        (Credential::PodToken { token, .. }, Some(azure))
+            if spec.auth.access_type == AccessType::AzureAd =>
+        {
+            Some(
+                crate::cloud::azure::cloud_id(client.http(), azure, token)
+                    .await
+                    .map_err(|e| {
+                        MountError::new(
+                            ErrorCode::AuthFailed,
+                            format!(
+                                "authentication as access ID {} (access type azure_ad) failed: {e}",
+                                creds.access_id
+                            ),
+                        )
+                    })?,
+            )
+        }
+        _ => None,
+    };
     let credential = match &creds.credential {
         Credential::AccessKey(key) => AuthCredential::AccessKey(key),
         Credential::PodToken { token, .. } => match spec.auth.access_type {
@@ -182,6 +215,14 @@ async fn authenticate(
                     .as_deref()
                     .unwrap_or_default(),
                 service_account_token: token,
+            },
+            AccessType::AzureAd => match &azure_cloud_id {
+                Some(cloud_id) => AuthCredential::AzureAd { cloud_id },
+                None => {
+                    return Err(MountError::internal(
+                        "azure_ad without its workload identity settings",
+                    ));
+                }
             },
             _ => AuthCredential::Jwt(token),
         },
@@ -580,6 +621,10 @@ pub async fn mount_with_deadline(
     };
 
     let (token, cached) = login(ctx, &client, &spec, &creds, key.as_ref(), now).await?;
+    if key.is_some() {
+        ctx.backend.metrics.auth_cache(cached);
+        ctx.backend.metrics.auth_cache_size(ctx.tokens.len());
+    }
     match mount.read_and_render(&token, cached).await {
         // Akeyless may have revoked or expired a cached token early: log in once more and
         // retry once. A fresh token's denial is final.
@@ -660,6 +705,7 @@ impl Mount<'_> {
             self.req.default_mode,
             &ctx.version_key,
             self.now,
+            ctx.defaults.max_mount_bytes,
         )
     }
 }

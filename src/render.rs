@@ -201,6 +201,7 @@ pub fn render(
     default_mode: u32,
     key: &VersionKey,
     now: SystemTime,
+    max_bytes: usize,
 ) -> Result<Rendered, MountError> {
     let mut rendered = Rendered::default();
     for (object, value) in objects.iter().zip(values) {
@@ -228,6 +229,18 @@ pub fn render(
                 mode,
                 contents: secret_bytes(bytes),
             }));
+    }
+    let total: usize = rendered
+        .files
+        .iter()
+        .map(|f| f.path.len() + f.contents.expose_secret().len())
+        .sum();
+    if total > max_bytes {
+        return Err(MountError::invalid(format!(
+            "the mount's files total {total} bytes, more than the limit of {max_bytes} \
+             (the CSI driver refuses gRPC answers over its --max-call-recv-msg-size, 4 MiB by default); \
+             mount fewer or smaller objects, or raise the provider's --max-mount-bytes together with the driver's limit"
+        )));
     }
     let paths: Vec<&str> = rendered.files.iter().map(|f| f.path.as_str()).collect();
     if let Some((a, b)) = find_conflict(&paths) {
@@ -304,6 +317,7 @@ mod tests {
             0o644,
             &key,
             SystemTime::now(),
+            usize::MAX,
         )
         .unwrap();
         assert_eq!(
@@ -359,6 +373,7 @@ mod tests {
             0o644,
             &key,
             SystemTime::now(),
+            usize::MAX,
         )
         .unwrap_err();
         assert!(e.message.contains("object \"db\""), "{e}");
@@ -368,12 +383,28 @@ mod tests {
             "{e}"
         );
         let not_json = text("hunter2");
-        let e = render(&[o], &[&not_json], 0o644, &key, SystemTime::now()).unwrap_err();
+        let e = render(
+            &[o],
+            &[&not_json],
+            0o644,
+            &key,
+            SystemTime::now(),
+            usize::MAX,
+        )
+        .unwrap_err();
         assert!(e.message.contains("not JSON"), "{e}");
         assert!(!e.message.contains("hunter2"));
         let mut bad = obj("bin");
         bad.encoding = Encoding::Hex;
-        let e = render(&[bad], &[&not_json], 0o644, &key, SystemTime::now()).unwrap_err();
+        let e = render(
+            &[bad],
+            &[&not_json],
+            0o644,
+            &key,
+            SystemTime::now(),
+            usize::MAX,
+        )
+        .unwrap_err();
         assert!(e.message.contains("not valid hex"), "{e}");
     }
 
@@ -382,7 +413,47 @@ mod tests {
         let mut o = obj("dir");
         o.explode = true;
         let v = text(r#"{"../escape":"x"}"#);
-        assert!(render(&[o], &[&v], 0o644, &VersionKey::random(), SystemTime::now()).is_err());
+        assert!(
+            render(
+                &[o],
+                &[&v],
+                0o644,
+                &VersionKey::random(),
+                SystemTime::now(),
+                usize::MAX
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn total_size_is_bounded_with_a_hint() {
+        let v = text(&"x".repeat(1000));
+        let objects = vec![obj("a"), obj("b")];
+        assert!(
+            render(
+                &objects,
+                &[&v, &v],
+                0o644,
+                &VersionKey::random(),
+                SystemTime::now(),
+                2002
+            )
+            .is_ok()
+        );
+        let e = render(
+            &objects,
+            &[&v, &v],
+            0o644,
+            &VersionKey::random(),
+            SystemTime::now(),
+            2001,
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("total 2002 bytes") && e.message.contains("--max-mount-bytes"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -398,6 +469,7 @@ mod tests {
             0o644,
             &VersionKey::random(),
             SystemTime::now(),
+            usize::MAX,
         )
         .unwrap();
         assert_eq!(contents(&r)[0].2, "app@db");

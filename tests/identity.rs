@@ -282,3 +282,99 @@ async fn no_identity_ever_receives_another_identitys_token() {
     assert_eq!(violations, 0);
     assert!(logins < 100, "tokens are cached: {logins} logins");
 }
+
+/// AKS workload identity: the pod's own token (audience api://AzureADTokenExchange) is exchanged
+/// at Azure AD for an ARM token of the app it federates with; Akeyless's azure_ad auth takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_ad_workload_identity_as_the_pod() {
+    let f = Fixture::new().await;
+    let s = f.state();
+    s.add_azure_app("tenant-1", "client-1", "oid-app-1", "team-a", "web");
+    s.add_azure_ad_auth("p-azureauth0001", &["oid-app-1"]);
+    s.grant_read("p-azureauth0001", "/azure/*", &[]);
+    s.put_static_secret("/azure/db", "from-azure");
+    let authority = format!("{}/azure-ad", f.emulator.url());
+    let request = |pd: &SimulatedPod, client: &str| {
+        let p = params(&[
+            ("akeylessAccessType", "azure_ad"),
+            ("akeylessAccessID", "p-azureauth0001"),
+            ("akeylessAzureClientID", client),
+            ("akeylessAzureTenantID", "tenant-1"),
+            ("akeylessAzureAuthorityHost", &authority),
+            ("objects", "- secretPath: /azure/db\n  type: static\n"),
+        ]);
+        let exchange = s.issue_service_account_token(
+            &pd.namespace,
+            &pd.service_account,
+            &pd.name,
+            &pd.uid,
+            "api://AzureADTokenExchange",
+            Duration::from_secs(3600),
+        );
+        // Several audiences delivered: azure_ad picks the exchange audience by itself.
+        driver::mount_request(
+            "spc",
+            &p,
+            pd,
+            &[
+                ("api://AzureADTokenExchange", &exchange),
+                (AUDIENCE, &f.pod_token(pd)),
+            ],
+            None,
+        )
+    };
+
+    let web = SimulatedPod::new("team-a", "web-1", "uid-web-1", "web");
+    let resp = f.mount(request(&web, "client-1")).await.unwrap();
+    assert_eq!(
+        files(&resp),
+        vec![("db".into(), 0o644, "from-azure".into())]
+    );
+    let login = f
+        .state()
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/auth")
+        .unwrap();
+    assert!(
+        login.fields.contains(&"cloud-id".to_string()),
+        "{:?}",
+        login.fields
+    );
+    let who = login.identity.unwrap();
+    assert_eq!(
+        (who.access_type.as_str(), who.subject.as_deref()),
+        ("azure_ad", Some("oid-app-1"))
+    );
+
+    // Another service account has no federated credential on the app: Azure AD refuses.
+    let other = SimulatedPod::new("team-a", "batch-1", "uid-batch-1", "batch");
+    let msg = expect_error(
+        f.mount(request(&other, "client-1")).await,
+        Code::Unauthenticated,
+        "AuthFailed",
+    );
+    assert!(
+        msg.contains("federated credential") && msg.contains("client-1"),
+        "{msg}"
+    );
+
+    // Missing client/tenant IDs are caught before any call.
+    let before = f.state().requests().len();
+    let p = params(&[
+        ("akeylessAccessType", "azure_ad"),
+        ("akeylessAccessID", "p-azureauth0001"),
+        ("objects", "- secretPath: /azure/db\n"),
+    ]);
+    let msg = expect_error(
+        f.mount(driver::mount_request("spc", &p, &web, &[], None))
+            .await,
+        Code::InvalidArgument,
+        "InvalidConfig",
+    );
+    assert!(
+        msg.contains("akeylessAzureClientID") && msg.contains("akeylessAzureTenantID"),
+        "{msg}"
+    );
+    assert_eq!(f.state().requests().len(), before);
+}

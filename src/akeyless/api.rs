@@ -20,6 +20,9 @@ pub struct AuthRequest<'a> {
     pub k8s_service_account_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt: Option<&'a str>,
+    /// base64 of a cloud credential (azure_ad: the ARM access token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_id: Option<&'a str>,
 }
 
 #[derive(Deserialize)]

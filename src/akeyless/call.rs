@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::api::ErrorBody;
 use super::{AkeylessClient, BackendError, MAX_RESPONSE_BYTES, Operation, error_chain, scrub};
+use crate::telemetry::{BackendHealth, Metrics};
 
 /// How hard to try, shared by every client of the process.
 #[derive(Clone, Debug)]
@@ -21,6 +22,10 @@ pub struct BackendPolicy {
     pub max_attempts: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// Where every call is counted (operation, status, duration) and retries recorded.
+    pub metrics: Metrics,
+    /// Whether Akeyless answered recently (for /readyz).
+    pub health: BackendHealth,
 }
 
 impl BackendPolicy {
@@ -30,6 +35,8 @@ impl BackendPolicy {
             max_attempts: 4,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
+            metrics: Metrics::default(),
+            health: BackendHealth::default(),
         }
     }
 
@@ -84,6 +91,7 @@ impl AkeylessClient {
                 return Err(err);
             }
             tracing::debug!(op = op.path(), attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying Akeyless call");
+            self.policy.metrics.retry(op.label());
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -141,7 +149,10 @@ impl AkeylessClient {
                 .acquire()
                 .await
                 .map_err(|_| timeout())?;
-            self.exchange(gateway, op, body).await
+            let started = Instant::now();
+            let result = self.exchange(gateway, op, body).await;
+            self.observe(op, &result, started.elapsed());
+            result
         };
         match self.remaining() {
             Some(left) => tokio::time::timeout(left, exchange)
@@ -149,6 +160,33 @@ impl AkeylessClient {
                 .unwrap_or_else(|_| Err(timeout())),
             None => exchange.await,
         }
+    }
+
+    /// Counts one exchange and notes whether Akeyless answered at all.
+    fn observe<R>(&self, op: Operation, result: &Result<R, Failure>, took: Duration) {
+        let status = match result {
+            Ok(_) => "200".to_string(),
+            Err((BackendError::Status { status, .. }, _)) => status.to_string(),
+            Err((BackendError::Unreachable { detail, .. }, _)) => {
+                let tls = ["certificate", "tls", "TLS", "handshake"]
+                    .iter()
+                    .any(|w| detail.contains(w));
+                if tls { "tls_error" } else { "connect_error" }.to_string()
+            }
+            Err((BackendError::Timeout { .. }, _)) => "timeout".to_string(),
+            Err((BackendError::BadResponse { .. }, _)) => "decode_error".to_string(),
+        };
+        let reachable = !matches!(
+            result,
+            Err((
+                BackendError::Unreachable { .. } | BackendError::Timeout { .. },
+                _
+            ))
+        );
+        self.policy
+            .metrics
+            .backend_request(op.label(), &status, took);
+        self.policy.health.record(reachable);
     }
 
     async fn exchange<B: Serialize, R: DeserializeOwned>(

@@ -33,6 +33,12 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The metrics label: the path without its slash.
+    pub fn label(self) -> &'static str {
+        let path = self.path();
+        &path[1..]
+    }
+
     pub fn path(self) -> &'static str {
         match self {
             Operation::Auth => "/auth",
@@ -142,6 +148,10 @@ pub enum AuthCredential<'a> {
         service_account_token: &'a SecretString,
     },
     Jwt(&'a SecretString),
+    /// Azure AD: base64 of the ARM access token obtained for the pod.
+    AzureAd {
+        cloud_id: &'a SecretString,
+    },
 }
 
 /// A client bound to one connection spec (gateway list, TLS roots, cache preference) and one
@@ -233,6 +243,11 @@ impl AkeylessClient {
         &self.gateways
     }
 
+    /// The HTTP client (same TLS roots), for the cloud exchanges that precede `/auth`.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// `POST /auth`: logs in as `access_id` and returns the identity's token.
     pub async fn authenticate(
         &self,
@@ -262,6 +277,10 @@ impl AkeylessClient {
             AuthCredential::Jwt(jwt) => {
                 request.access_type = "jwt";
                 request.jwt = Some(jwt.expose_secret());
+            }
+            AuthCredential::AzureAd { cloud_id } => {
+                request.access_type = "azure_ad";
+                request.cloud_id = Some(cloud_id.expose_secret());
             }
         }
         let response: AuthResponse = self.call(Operation::Auth, &request).await?;

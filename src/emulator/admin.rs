@@ -4,7 +4,7 @@
 //! | Route | Body | Answer |
 //! |---|---|---|
 //! | `GET /health` | | `{"status":"ok"}` |
-//! | `POST /seed` | [`Seed`] JSON | `{}` |
+//! | `POST /seed` | [`Seed`] JSON (may hold `k8s_auth_configs`: TokenReview against a cluster) | `{}`; 400 if a k8s auth config is invalid |
 //! | `POST /static-secret` | `{"name","value"}` | `{"version": n}` |
 //! | `POST /fault` | `{"path","status","count"=1,"retry_after_secs"?}` | `{}` |
 //! | `POST /drop` | `{"path","count"=1}` | `{}` |
@@ -152,9 +152,9 @@ async fn health() -> Response {
 }
 
 async fn seed(State(state): State<EmulatorState>, body: Bytes) -> Response {
-    with_body(&body, |seed: Seed| {
-        state.load_seed(&seed);
-        ok()
+    with_body(&body, |seed: Seed| match state.try_load_seed(&seed) {
+        Ok(()) => ok(),
+        Err(e) => error_response(StatusCode::BAD_REQUEST, e),
     })
 }
 

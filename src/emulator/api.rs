@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use super::items::{Item, ItemBody, ItemType, StoredValue, fresh_dynamic_value};
-use super::jwt::{JwtError, JwtKey, has_audience, k8s_subject};
+use super::jwt::{JwtError, JwtKey, K8sSubject, has_audience, k8s_subject};
 use super::state::{AuthMethod, EmulatorState, Identity, Session};
 use super::util::{add_saturating, normalize_name, random_hex, rfc3339, secs_until, unix_secs};
 
@@ -118,19 +118,50 @@ impl ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// The outcome of a real TokenReview of a `k8s` `/auth` request's token, run (asynchronously)
+/// before the command because the command itself runs under the state lock.
+pub(crate) type ReviewOutcome = Result<K8sSubject, String>;
+
+/// What a TokenReview-backed `/auth` needs: the config name, pod token and audience to review,
+/// or `None` when `body` is not such a request (the command then reports any problem itself).
+pub(crate) fn review_request(
+    state: &EmulatorState,
+    body: &Value,
+) -> Option<(super::tokenreview::K8sAuthConfig, String, Option<String>)> {
+    let req: AuthRequest = decode(body).ok()?;
+    let access_id = non_empty(&req.access_id)?;
+    let data = state.lock();
+    let Some(AuthMethod::K8s {
+        config_name,
+        audience,
+        ..
+    }) = data.auth_methods.get(access_id)
+    else {
+        return None;
+    };
+    if req.k8s_auth_config_name.as_deref() != Some(config_name.as_str()) {
+        return None;
+    }
+    let config = data.k8s_auth_configs.get(config_name)?.clone();
+    let jwt = decode_k8s_token(&req).ok()?;
+    Some((config, jwt, audience.clone()))
+}
+
 /// Runs `command` on a JSON-object body. The identity is reported even when the command
-/// fails after the token was accepted, for the request log.
+/// fails after the token was accepted, for the request log. `review` is the TokenReview
+/// outcome for a `k8s` `/auth` whose auth config is backed by a cluster.
 pub(crate) fn execute(
     state: &EmulatorState,
     command: Command,
     body: &Value,
+    review: Option<ReviewOutcome>,
 ) -> (Option<Identity>, ApiResult<Value>) {
     let mut call = Call {
         state,
         identity: None,
     };
     let result = match command {
-        Command::Auth => decode(body).and_then(|r| call.auth(r)),
+        Command::Auth => decode(body).and_then(|r| call.auth(r, review)),
         Command::ValidateToken => decode(body).and_then(|r| call.validate_token(r)),
         Command::DescribeItem => decode(body).and_then(|r| call.describe_item(r)),
         Command::GetSecretValue => decode(body).and_then(|r| call.get_secret_value(r)),
@@ -187,6 +218,7 @@ struct AuthRequest {
     /// base64 (StdEncoding) of the service-account JWT.
     k8s_service_account_token: Option<String>,
     jwt: Option<String>,
+    cloud_id: Option<String>,
     #[allow(dead_code)]
     // decoded only so a wrong JSON type is rejected; the emulator is the gateway
     gateway_url: Option<String>,
@@ -270,11 +302,26 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
-    fn auth(&mut self, req: AuthRequest) -> ApiResult<Value> {
+    fn auth(&mut self, req: AuthRequest, review: Option<ReviewOutcome>) -> ApiResult<Value> {
         let access_id = required(&req.access_id, "access-id")?;
-        let method = self.state.lock().auth_methods.get(access_id).cloned();
+        let (method, reviewed) = {
+            let data = self.state.lock();
+            let method = data.auth_methods.get(access_id).cloned();
+            let reviewed = match &method {
+                Some(AuthMethod::K8s { config_name, .. }) => {
+                    data.k8s_auth_configs.contains_key(config_name)
+                }
+                _ => false,
+            };
+            (method, reviewed)
+        };
+        let verifier = if reviewed {
+            TokenVerifier::Review(review)
+        } else {
+            TokenVerifier::Key(self.state.key())
+        };
         let now = SystemTime::now();
-        let identity = login(self.state.key(), access_id, method, &req, now).map_err(|reason| {
+        let identity = login(verifier, access_id, method, &req, now).map_err(|reason| {
             ApiError::unauthorized(format!(
                 "authentication failed for access id {access_id}: {reason}"
             ))
@@ -581,10 +628,33 @@ fn describe(name: &str, item: &Item, show_versions: bool) -> Value {
     out
 }
 
+/// How `k8s` auth checks a pod token.
+enum TokenVerifier<'a> {
+    /// Self-contained mode: a token the emulator minted, checked with its key.
+    Key(&'a JwtKey),
+    /// Cluster mode: the outcome of the real TokenReview (`None`: it did not run).
+    Review(Option<ReviewOutcome>),
+}
+
+/// The pod JWT of a `k8s` auth request (sent base64 StdEncoding).
+fn decode_k8s_token(req: &AuthRequest) -> Result<String, &'static str> {
+    let encoded =
+        non_empty(&req.k8s_service_account_token).ok_or("k8s-service-account-token is required")?;
+    // Akeyless clients send base64(JWT); a raw JWT ('.' is not in the alphabet) fails here.
+    STANDARD
+        .decode(encoded)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or(
+            "k8s-service-account-token must be the base64 (StdEncoding) encoding of the \
+             service account JWT",
+        )
+}
+
 /// Checks the submitted credentials against the access id's auth method. `Err` is the denial
 /// reason, which must never quote the credentials.
 fn login(
-    key: &JwtKey,
+    verifier: TokenVerifier<'_>,
     access_id: &str,
     method: Option<AuthMethod>,
     req: &AuthRequest,
@@ -615,25 +685,22 @@ fn login(
             if req.k8s_auth_config_name.as_deref() != Some(config_name.as_str()) {
                 return Err("k8s auth config name does not match the auth method".into());
             }
-            let encoded = non_empty(&req.k8s_service_account_token)
-                .ok_or("k8s-service-account-token is required")?;
-            // Akeyless clients send base64(JWT); a raw JWT ('.' is not in the alphabet) fails here.
-            let jwt = STANDARD
-                .decode(encoded)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .ok_or(
-                    "k8s-service-account-token must be the base64 (StdEncoding) encoding of the \
-                     service account JWT",
-                )?;
-            let claims = verify_jwt(key, &jwt, now)?;
-            if let Some(audience) = &audience
-                && !has_audience(&claims, audience)
-            {
-                return Err("service account token audience is not accepted".into());
-            }
-            let subject =
-                k8s_subject(&claims).ok_or("token carries no service account identity")?;
+            let jwt = decode_k8s_token(req)?;
+            let subject = match verifier {
+                TokenVerifier::Key(key) => {
+                    let claims = verify_jwt(key, &jwt, now)?;
+                    if let Some(audience) = &audience
+                        && !has_audience(&claims, audience)
+                    {
+                        return Err("service account token audience is not accepted".into());
+                    }
+                    k8s_subject(&claims).ok_or("token carries no service account identity")?
+                }
+                TokenVerifier::Review(Some(outcome)) => outcome?,
+                TokenVerifier::Review(None) => {
+                    return Err("token review did not run".into());
+                }
+            };
             if !bound(&bound_namespaces, &subject.namespace) {
                 return Err(format!("namespace {} is not bound", subject.namespace));
             }
@@ -652,8 +719,41 @@ fn login(
                 subject: subject.subject,
             })
         }
+        AuthMethod::AzureAd { bound_object_ids } => {
+            let cloud_id = non_empty(&req.cloud_id).ok_or("cloud-id is required")?;
+            let TokenVerifier::Key(key) = verifier else {
+                return Err("azure_ad auth cannot use a token review".into());
+            };
+            let token = STANDARD
+                .decode(cloud_id)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or("cloud-id must be base64 of an Azure access token")?;
+            let claims = verify_jwt(key, &token, now)?;
+            if !has_audience(&claims, super::azure::ARM_AUDIENCE) {
+                return Err("the Azure token is not for Azure Resource Manager".into());
+            }
+            let oid = claims
+                .get("oid")
+                .and_then(Value::as_str)
+                .ok_or("the Azure token has no oid claim")?;
+            if !bound(&bound_object_ids, oid) {
+                return Err("object id is not bound".into());
+            }
+            Ok(Identity {
+                access_id: access_id.to_owned(),
+                access_type: "azure_ad".to_owned(),
+                namespace: None,
+                service_account: None,
+                pod_uid: None,
+                subject: Some(oid.to_owned()),
+            })
+        }
         AuthMethod::Jwt { bound_subjects } => {
             let jwt = non_empty(&req.jwt).ok_or("jwt is required")?;
+            let TokenVerifier::Key(key) = verifier else {
+                return Err("jwt auth cannot use a token review".into());
+            };
             let claims = verify_jwt(key, jwt, now)?;
             let sub = claims
                 .get("sub")

@@ -34,6 +34,10 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub(crate) fn router(state: EmulatorState) -> Router {
     Router::new()
         .nest(ADMIN_PREFIX, admin::router())
+        .route(
+            "/azure-ad/{tenant}/oauth2/v2.0/token",
+            axum::routing::post(super::azure::token),
+        )
         .fallback(akeyless_api)
         .with_state(state)
 }
@@ -77,7 +81,20 @@ async fn akeyless_api(State(state): State<EmulatorState>, request: Request) -> R
             status,
             retry_after_secs,
         }) => fault_response(status, retry_after_secs),
-        None => run_command(&state, &parts.method, &path, body, &mut record),
+        None => {
+            // A cluster-backed k8s /auth needs a TokenReview: an async call that cannot run
+            // under the state lock, so it runs first and the command applies its outcome.
+            let review = match (&body, path.as_str(), &parts.method) {
+                (Ok(body), "/auth", &Method::POST) => match api::review_request(&state, body) {
+                    Some((config, token, audience)) => {
+                        Some(config.review(&token, audience.as_deref()).await)
+                    }
+                    None => None,
+                },
+                _ => None,
+            };
+            run_command(&state, &parts.method, &path, body, review, &mut record)
+        }
     };
     record.status = response.status().as_u16();
     tracing::debug!(path, status = record.status, "emulator request");
@@ -90,6 +107,7 @@ fn run_command(
     method: &Method,
     path: &str,
     body: Result<Value, ApiError>,
+    review: Option<api::ReviewOutcome>,
     record: &mut RecordedRequest,
 ) -> Response {
     let Some(command) = Command::from_path(path) else {
@@ -106,7 +124,7 @@ fn run_command(
         return response;
     }
     let (identity, result) = match body {
-        Ok(body) => api::execute(state, command, &body),
+        Ok(body) => api::execute(state, command, &body, review),
         Err(e) => (None, Err(e)),
     };
     record.identity = identity;

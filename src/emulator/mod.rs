@@ -8,9 +8,12 @@
 //! `/get-secret-value`, `/get-rotated-secret-value`, `/get-certificate-value`,
 //! `/get-dynamic-secret-value`.
 //!
-//! Kubernetes auth is self-contained: [`EmulatorState::issue_service_account_token`] mints a
-//! service-account JWT signed with the emulator's key and `/auth` verifies it in place of a
-//! gateway's TokenReview.
+//! Kubernetes auth has two modes. Self-contained: [`EmulatorState::issue_service_account_token`]
+//! mints a service-account JWT signed with the emulator's key and `/auth` verifies it in place of
+//! a gateway's TokenReview. Against a real cluster: an auth method whose config name has a
+//! [`SeedK8sAuthConfig`] (API server, CA, reviewer token) validates the pod's token with a real
+//! `TokenReview` (audience-aware) and applies its bound namespaces and service accounts to the
+//! review's answer, as a gateway does (the `tokenreview` module).
 //!
 //! Tests drive it through [`EmulatorState`] (setup, fault injection, request log); other
 //! processes use the admin routes under `/__emulator/` (see the `admin` module).
@@ -30,6 +33,7 @@
 
 mod admin;
 mod api;
+mod azure;
 mod faults;
 mod http;
 mod items;
@@ -37,6 +41,7 @@ mod jwt;
 mod pki;
 mod seed;
 mod state;
+mod tokenreview;
 mod util;
 
 #[cfg(test)]
@@ -52,6 +57,7 @@ use tokio::task::JoinHandle;
 
 pub use seed::{Seed, SeedAuthMethod, SeedCertificate, SeedGrant, SeedItem};
 pub use state::{EmulatorState, Identity, RecordedRequest};
+pub use tokenreview::SeedK8sAuthConfig;
 
 /// How long [`Emulator::shutdown`] waits for in-flight requests before abandoning them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

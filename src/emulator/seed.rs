@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::items::{ItemBody, StoredValue};
 use super::state::{AuthMethod, EmulatorState};
+use super::tokenreview::{K8sAuthConfig, SeedK8sAuthConfig};
 use super::util::normalize_name;
 
 /// Auth methods, grants and items to load into an emulator.
@@ -27,9 +28,19 @@ use super::util::normalize_name;
 ///     bound_namespaces: [team-a]       # empty or absent = any
 ///     bound_service_accounts: []       # empty or absent = any
 ///     audience: akeyless               # optional; absent = any audience
+///   - type: k8s                        # verified by a real TokenReview (see below)
+///     access_id: p-cluster
+///     config_name: my-cluster
+///     bound_namespaces: [team-a]
+///     audience: akeyless               # asked of the TokenReview; absent = the API audiences
 ///   - type: jwt
 ///     access_id: p-jwt
 ///     bound_subjects: [ci-runner]      # empty or absent = any sub
+/// k8s_auth_configs:                    # gateway Kubernetes auth configs (TokenReview)
+///   - name: my-cluster                 # a k8s auth method's config_name
+///     api_server: https://127.0.0.1:6443
+///     ca_cert_pem: "-----BEGIN CERTIFICATE-----\n..."   # optional; default Mozilla roots
+///     token_reviewer_jwt: "eyJ..."     # optional; default: the reviewed token itself
 /// grants:                              # read access
 ///   - access_id: p-demo
 ///     path: /demo/*                    # exact name, `<prefix>/*`, or `/*`
@@ -54,7 +65,9 @@ use super::util::normalize_name;
 ///     ttl_seconds: 3600                # default 3600
 /// ```
 ///
-/// An item with an empty `versions` list is skipped.
+/// An item with an empty `versions` list is skipped. A k8s auth method whose `config_name` has
+/// an entry in `k8s_auth_configs` validates pod tokens with the cluster's TokenReview API (see
+/// the `tokenreview` module); otherwise with the emulator's own signing key.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Seed {
@@ -62,6 +75,8 @@ pub struct Seed {
     pub token_ttl_seconds: Option<u64>,
     #[serde(default)]
     pub auth_methods: Vec<SeedAuthMethod>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub k8s_auth_configs: Vec<SeedK8sAuthConfig>,
     #[serde(default)]
     pub grants: Vec<SeedGrant>,
     #[serde(default)]
@@ -141,9 +156,39 @@ fn default_dynamic_ttl() -> u64 {
 }
 
 impl EmulatorState {
+    /// Like [`load_seed`](Self::load_seed), but refuses (loading nothing) a seed with an
+    /// invalid `k8s_auth_configs` entry, saying which.
+    pub fn try_load_seed(&self, seed: &Seed) -> Result<(), String> {
+        let configs = seed
+            .k8s_auth_configs
+            .iter()
+            .map(|c| K8sAuthConfig::new(c).map(|config| (c.name.clone(), config)))
+            .collect::<Result<Vec<_>, String>>()?;
+        self.load_seed_with(seed, configs);
+        Ok(())
+    }
+
     /// Loads `seed` (additively, see [`Seed`]) in one step, so no request sees half of it.
+    /// An invalid `k8s_auth_configs` entry is skipped with a warning; use
+    /// [`try_load_seed`](Self::try_load_seed) to refuse it instead.
     pub fn load_seed(&self, seed: &Seed) {
+        let configs = seed
+            .k8s_auth_configs
+            .iter()
+            .filter_map(|c| match K8sAuthConfig::new(c) {
+                Ok(config) => Some((c.name.clone(), config)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping invalid k8s auth config");
+                    None
+                }
+            })
+            .collect();
+        self.load_seed_with(seed, configs);
+    }
+
+    fn load_seed_with(&self, seed: &Seed, k8s_auth_configs: Vec<(String, K8sAuthConfig)>) {
         let mut data = self.lock();
+        data.k8s_auth_configs.extend(k8s_auth_configs);
         if let Some(secs) = seed.token_ttl_seconds {
             data.token_ttl = Duration::from_secs(secs);
         }

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::faults::{FaultAction, Faults};
 use super::items::{Item, ItemBody, StoredValue, Version};
 use super::jwt::{JwtKey, ServiceAccountToken};
+use super::tokenreview::K8sAuthConfig;
 use super::util::normalize_name;
 
 /// Lifetime of `t-` tokens unless [`EmulatorState::set_token_ttl`] says otherwise.
@@ -91,6 +92,10 @@ pub(crate) enum AuthMethod {
     Jwt {
         bound_subjects: Vec<String>,
     },
+    /// `azure_ad`: `cloud-id` = base64 of an ARM token from the emulated Azure AD.
+    AzureAd {
+        bound_object_ids: Vec<String>,
+    },
 }
 
 impl AuthMethod {
@@ -99,6 +104,7 @@ impl AuthMethod {
             Self::AccessKey { .. } => "access_key",
             Self::K8s { .. } => "k8s",
             Self::Jwt { .. } => "jwt",
+            Self::AzureAd { .. } => "azure_ad",
         }
     }
 }
@@ -143,6 +149,10 @@ pub(crate) struct Session {
 #[derive(Debug)]
 pub(crate) struct Data {
     pub auth_methods: HashMap<String, AuthMethod>,
+    /// Apps of the emulated Azure AD, by client ID.
+    pub(crate) azure_apps: HashMap<String, super::azure::AzureApp>,
+    /// Gateway Kubernetes auth configs by name: k8s auth methods naming one use TokenReview.
+    pub k8s_auth_configs: HashMap<String, K8sAuthConfig>,
     pub grants: Vec<Grant>,
     pub items: HashMap<String, Item>,
     next_item_id: u64,
@@ -159,6 +169,8 @@ impl Default for Data {
     fn default() -> Self {
         Self {
             auth_methods: HashMap::new(),
+            azure_apps: HashMap::new(),
+            k8s_auth_configs: HashMap::new(),
             grants: Vec::new(),
             items: HashMap::new(),
             next_item_id: FIRST_ITEM_ID,
@@ -388,6 +400,36 @@ impl EmulatorState {
             access_id,
             AuthMethod::Jwt {
                 bound_subjects: owned(bound_subjects),
+            },
+        );
+    }
+
+    /// Registers an `azure_ad` auth method; empty `bound_object_ids` accepts any.
+    pub fn add_azure_ad_auth(&self, access_id: &str, bound_object_ids: &[&str]) {
+        self.add_auth_method(
+            access_id,
+            AuthMethod::AzureAd {
+                bound_object_ids: owned(bound_object_ids),
+            },
+        );
+    }
+
+    /// Registers an app in the emulated Azure AD (at `<emulator>/azure-ad`) with a federated
+    /// credential for `namespace/service_account`, as AKS workload identity sets up.
+    pub fn add_azure_app(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        object_id: &str,
+        namespace: &str,
+        service_account: &str,
+    ) {
+        self.lock().azure_apps.insert(
+            client_id.to_owned(),
+            super::azure::AzureApp {
+                tenant_id: tenant_id.to_owned(),
+                object_id: object_id.to_owned(),
+                subject: format!("system:serviceaccount:{namespace}:{service_account}"),
             },
         );
     }

@@ -1,6 +1,9 @@
 //! The driver's front door: a tonic service on a Unix socket. It decodes, calls the mount
 //! pipeline under the request's deadline, and turns the result into a response or a
 //! `[Code] message` status. No business logic lives here.
+//!
+//! The socket also serves the standard `grpc.health.v1.Health` service: `SERVING` for `""` and
+//! `v1alpha1.CSIDriverProvider` while the provider accepts mounts, `NOT_SERVING` once it drains.
 
 mod socket;
 
@@ -16,8 +19,9 @@ use crate::proto;
 use crate::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
 use crate::request::MountRequest;
 use crate::secret::ExposeSecret;
+use crate::telemetry::Metrics;
 
-pub use socket::bind_socket;
+pub use socket::{bind_socket, check_socket_dir};
 
 pub const RUNTIME_NAME: &str = "akeyless-csi-provider";
 pub const PROTOCOL_VERSION: &str = "v1alpha1";
@@ -28,11 +32,43 @@ pub struct ProviderService {
     /// Upper bound of one mount when the caller sets no (or a longer) deadline. Below kubelet's
     /// 2-minute CSI timeout, so users see our error rather than kubelet's.
     mount_timeout: Duration,
+    metrics: Metrics,
+    /// Mounts allowed to run at once; more wait (within their deadline) for a slot instead of
+    /// piling up work during a burst.
+    mount_slots: Arc<tokio::sync::Semaphore>,
+    max_concurrent_mounts: usize,
 }
 
+/// Default of `--max-concurrent-mounts`.
+pub const DEFAULT_MAX_CONCURRENT_MOUNTS: usize = 256;
+
 impl ProviderService {
+    /// A service recording into its own [`Metrics`]; see [`ProviderService::with_metrics`].
     pub fn new(ctx: Arc<ProviderContext>, mount_timeout: Duration) -> Self {
-        ProviderService { ctx, mount_timeout }
+        ProviderService {
+            ctx,
+            mount_timeout,
+            metrics: Metrics::new(),
+            mount_slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_CONCURRENT_MOUNTS)),
+            max_concurrent_mounts: DEFAULT_MAX_CONCURRENT_MOUNTS,
+        }
+    }
+
+    /// Records mount metrics into `metrics` (the registry `/metrics` serves).
+    /// At most `n` mounts run at once; the rest queue within their deadline.
+    pub fn with_max_concurrent_mounts(mut self, n: usize) -> Self {
+        self.max_concurrent_mounts = n.max(1);
+        self.mount_slots = Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_mounts));
+        self
+    }
+
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn into_server(self) -> CsiDriverProviderServer<Self> {
@@ -74,6 +110,7 @@ impl CsiDriverProvider for ProviderService {
         request: Request<proto::MountRequest>,
     ) -> Result<Response<proto::MountResponse>, Status> {
         let started = Instant::now();
+        let _in_flight = self.metrics.mount_started();
         let budget = grpc_timeout(request.metadata())
             .map_or(self.mount_timeout, |t| t.min(self.mount_timeout))
             // Leave a little time to send the answer before the caller gives up.
@@ -88,21 +125,55 @@ impl CsiDriverProvider for ProviderService {
             .as_ref()
             .ok()
             .and_then(|r| r.parameters.get("secretProviderClass").map(str::to_string));
+        // For the log line of a failed mount: how many objects the SPC lists, when that can be
+        // told (the spec stage reports why it can't).
+        let listed_objects = decoded.as_ref().ok().and_then(|r| {
+            serde_yaml_ng::from_str::<Vec<serde_yaml_ng::Value>>(r.parameters.get("objects")?)
+                .ok()
+                .map(|v| v.len())
+        });
 
         let result = match decoded {
             Err(e) => Err(MountError::from(e)),
-            Ok(req) => match tokio::time::timeout(budget, mount::mount(&self.ctx, &req)).await {
-                Ok(r) => r,
-                Err(_) => Err(MountError::new(
-                    ErrorCode::Timeout,
-                    format!(
-                        "the mount did not finish within {:.1}s (the caller's deadline); Akeyless is slow or unreachable",
-                        budget.as_secs_f64()
-                    ),
-                )),
-            },
+            Ok(req) => {
+                let deadline = std::time::Instant::now() + budget;
+                let got_slot = std::sync::atomic::AtomicBool::new(false);
+                let work = async {
+                    let _slot = self
+                        .mount_slots
+                        .acquire()
+                        .await
+                        .map_err(|_| MountError::internal("the mount queue is closed"))?;
+                    got_slot.store(true, std::sync::atomic::Ordering::Relaxed);
+                    mount::mount_with_deadline(&self.ctx, &req, deadline).await
+                };
+                match tokio::time::timeout(budget, work).await {
+                    Ok(r) => r,
+                    Err(_) if !got_slot.load(std::sync::atomic::Ordering::Relaxed) => {
+                        Err(MountError::new(
+                            ErrorCode::Timeout,
+                            format!(
+                                "the mount waited {:.1}s (the caller's deadline) for one of the provider's {} mount slots; \
+                             the node is mounting more volumes at once than --max-concurrent-mounts allows",
+                                budget.as_secs_f64(),
+                                self.max_concurrent_mounts
+                            ),
+                        ))
+                    }
+                    Err(_) => Err(MountError::new(
+                        ErrorCode::Timeout,
+                        format!(
+                            "the mount did not finish within {:.1}s (the caller's deadline); Akeyless is slow or unreachable",
+                            budget.as_secs_f64()
+                        ),
+                    )),
+                }
+            }
         };
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+        self.metrics
+            .mount_finished(result.as_ref().err().map(|e| e.code), elapsed);
         match result {
             Ok(rendered) => {
                 tracing::info!(
@@ -141,6 +212,7 @@ impl CsiDriverProvider for ProviderService {
                     pod_namespace = pod_ns.as_deref().unwrap_or(""),
                     pod_name = pod_name.as_deref().unwrap_or(""),
                     spc = spc.as_deref().unwrap_or(""),
+                    objects = listed_objects,
                     duration_ms = elapsed_ms,
                     result = "error",
                     code = e.code.as_str(),
@@ -175,12 +247,23 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<CsiDriverProviderServer<ProviderService>>()
+        .await;
     readiness.set(true);
     let result = tonic::transport::Server::builder()
+        .add_service(health_service)
         .add_service(service.into_server())
         .serve_with_incoming_shutdown(incoming, async {
             shutdown.await;
             readiness.set(false);
+            health
+                .set_not_serving::<CsiDriverProviderServer<ProviderService>>()
+                .await;
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
             tracing::info!("shutting down: no new connections; waiting for in-flight mounts");
         })
         .await;

@@ -7,6 +7,31 @@ use std::path::Path;
 
 use tokio::net::UnixListener;
 
+/// Refuses a socket directory that anyone may write to: whoever can write there could replace
+/// the socket and receive every mount (credentials and tokens included). `allow` overrides it,
+/// for setups that really need such a directory.
+pub fn check_socket_dir(path: &Path, allow: bool) -> io::Result<()> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()), // created 0755 by us
+        Err(e) => return Err(e),
+    };
+    if meta.permissions().mode() & 0o002 != 0 && !allow {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the socket directory {} is world-writable, so anyone could replace the socket and receive mounts; \
+                 fix its mode, or pass --allow-world-writable-socket-dir",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Binds `path`, replacing a stale socket left by a previous run. Anything else at that path
 /// is left alone and reported.
 pub fn bind_socket(path: &Path) -> io::Result<UnixListener> {
@@ -32,4 +57,29 @@ pub fn bind_socket(path: &Path) -> io::Result<UnixListener> {
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn world_writable_socket_dir_is_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let socket = open.join("akeyless.sock");
+        let e = check_socket_dir(&socket, false).unwrap_err();
+        assert!(
+            e.to_string().contains("--allow-world-writable-socket-dir"),
+            "{e}"
+        );
+        assert!(check_socket_dir(&socket, true).is_ok());
+        let private = dir.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(check_socket_dir(&private.join("akeyless.sock"), false).is_ok());
+        assert!(check_socket_dir(&dir.path().join("missing/akeyless.sock"), false).is_ok());
+    }
 }

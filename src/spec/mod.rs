@@ -31,6 +31,9 @@ pub mod keys {
     pub const K8S_AUTH_CONFIG: &str = "akeylessK8sAuthConfigName";
     pub const UID_INIT_TOKEN: &str = "akeylessUIDInitToken";
     pub const AZURE_OBJECT_ID: &str = "akeylessAzureObjectID";
+    pub const AZURE_CLIENT_ID: &str = "akeylessAzureClientID";
+    pub const AZURE_TENANT_ID: &str = "akeylessAzureTenantID";
+    pub const AZURE_AUTHORITY_HOST: &str = "akeylessAzureAuthorityHost";
     pub const GCP_AUDIENCE: &str = "akeylessGCPAudience";
     pub const TOKEN_AUDIENCE: &str = "akeylessTokenAudience";
     pub const TOKEN_SCOPE: &str = "akeylessTokenScope";
@@ -47,6 +50,9 @@ pub mod keys {
         K8S_AUTH_CONFIG,
         UID_INIT_TOKEN,
         AZURE_OBJECT_ID,
+        AZURE_CLIENT_ID,
+        AZURE_TENANT_ID,
+        AZURE_AUTHORITY_HOST,
         GCP_AUDIENCE,
         TOKEN_AUDIENCE,
         TOKEN_SCOPE,
@@ -132,7 +138,10 @@ impl AccessType {
 
     /// Methods that authenticate with the mounting pod's service-account token.
     pub fn uses_pod_token(self) -> bool {
-        matches!(self, AccessType::Kubernetes | AccessType::Jwt)
+        matches!(
+            self,
+            AccessType::Kubernetes | AccessType::Jwt | AccessType::AzureAd
+        )
     }
 }
 
@@ -173,8 +182,22 @@ pub struct AuthSettings {
     pub token_audience: Option<String>,
     pub token_scope: TokenScope,
     pub azure_object_id: Option<String>,
+    /// Azure AD workload identity: the pod's token is exchanged for an ARM token of this app.
+    pub azure: Option<AzureWorkloadIdentity>,
     pub gcp_audience: Option<String>,
 }
+
+/// The Azure AD application a pod federates into (AKS workload identity).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AzureWorkloadIdentity {
+    pub client_id: String,
+    pub tenant_id: String,
+    /// `https://login.microsoftonline.com` unless set (sovereign clouds, tests).
+    pub authority_host: String,
+}
+
+/// The audience Azure AD expects on a federated service-account token.
+pub const AZURE_TOKEN_AUDIENCE: &str = "api://AzureADTokenExchange";
 
 /// A validated SecretProviderClass.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,13 +212,20 @@ pub struct SecretProviderSpec {
 pub struct SpecDefaults {
     pub gateway_url: String,
     pub max_objects: usize,
+    /// Most bytes one mount may return (all files together).
+    pub max_mount_bytes: usize,
 }
+
+/// The driver's default gRPC receive limit (`--max-call-recv-msg-size`): a larger answer fails.
+pub const DRIVER_MESSAGE_LIMIT: usize = 4 * 1024 * 1024;
 
 impl Default for SpecDefaults {
     fn default() -> Self {
         SpecDefaults {
             gateway_url: "https://api.akeyless.io".into(),
             max_objects: 500,
+            // Leave room for paths and framing under the driver's limit.
+            max_mount_bytes: DRIVER_MESSAGE_LIMIT - 64 * 1024,
         }
     }
 }
@@ -326,6 +356,39 @@ impl SecretProviderSpec {
                 ),
             );
         }
+        let azure = match access_type {
+            AccessType::AzureAd => {
+                let client_id = params.get(keys::AZURE_CLIENT_ID);
+                let tenant_id = params.get(keys::AZURE_TENANT_ID);
+                if client_id.is_none() || tenant_id.is_none() {
+                    problem(
+                        keys::AZURE_CLIENT_ID,
+                        format!(
+                            "access type azure_ad authenticates the pod through Azure AD workload identity: set {} and {} \
+                             (the client and tenant IDs of the managed identity or app the pod's service account federates with)",
+                            keys::AZURE_CLIENT_ID,
+                            keys::AZURE_TENANT_ID
+                        ),
+                    );
+                }
+                let authority_host = match params.get(keys::AZURE_AUTHORITY_HOST) {
+                    None => "https://login.microsoftonline.com".to_string(),
+                    Some(url) => normalize_gateway_url(url).unwrap_or_else(|why| {
+                        problem(
+                            keys::AZURE_AUTHORITY_HOST,
+                            format!("parameter {}: {why}", keys::AZURE_AUTHORITY_HOST),
+                        );
+                        String::new()
+                    }),
+                };
+                Some(AzureWorkloadIdentity {
+                    client_id: client_id.unwrap_or_default().to_string(),
+                    tenant_id: tenant_id.unwrap_or_default().to_string(),
+                    authority_host,
+                })
+            }
+            _ => None,
+        };
         let token_scope = match params.get(keys::TOKEN_SCOPE) {
             None | Some("pod") => TokenScope::Pod,
             Some("serviceAccount") => TokenScope::ServiceAccount,
@@ -368,6 +431,7 @@ impl SecretProviderSpec {
                 token_audience: params.get(keys::TOKEN_AUDIENCE).map(str::to_string),
                 token_scope,
                 azure_object_id: params.get(keys::AZURE_OBJECT_ID).map(str::to_string),
+                azure,
                 gcp_audience: params.get(keys::GCP_AUDIENCE).map(str::to_string),
             },
             objects,
@@ -476,21 +540,21 @@ impl Credentials {
                     ),
                 )
             })?),
-            AccessType::Kubernetes | AccessType::Jwt => {
-                let (audience, token) =
-                    select_pod_token(tokens, auth.token_audience.as_deref(), auth.access_type)
-                        .map_err(|m| fail(keys::TOKEN_AUDIENCE, m))?;
+                        AccessType::Kubernetes | AccessType::Jwt | AccessType::AzureAd => {
+                // Azure AD only accepts tokens minted for its exchange audience.
+                let audience = auth.token_audience.as_deref().or(
+                    (auth.access_type == AccessType::AzureAd).then_some(AZURE_TOKEN_AUDIENCE),
+                );
+                let (audience, token) = select_pod_token(tokens, audience, auth.access_type)
+                    .map_err(|m| fail(keys::TOKEN_AUDIENCE, m))?;
                 Credential::PodToken { audience, token }
             }
-            other @ (AccessType::UniversalIdentity
-            | AccessType::AwsIam
-            | AccessType::AzureAd
-            | AccessType::Gcp) => {
+                        other @ (AccessType::UniversalIdentity | AccessType::AwsIam | AccessType::Gcp) => {
                 return Err(fail(
                     keys::ACCESS_TYPE,
                     format!(
                         "access type {other} is not supported by this version of the provider yet; \
-                         use access_key, k8s or jwt"
+                         use access_key, k8s, jwt or azure_ad"
                     ),
                 ));
             }

@@ -794,6 +794,20 @@ mod tests {
     }
 
     #[test]
+    fn object_count_is_bounded() {
+        let yaml: String = (0..3).map(|i| format!("- secretPath: /s{i}\n")).collect();
+        let mut problems = vec![];
+        assert_eq!(parse_objects(&yaml, 3, &mut problems).len(), 3);
+        assert!(problems.is_empty());
+        assert!(parse_objects(&yaml, 2, &mut problems).is_empty());
+        assert!(
+            problems[0].message.contains("lists 3 objects; at most 2"),
+            "{:?}",
+            problems
+        );
+    }
+
+    #[test]
     fn mode_forms() {
         assert_eq!(parse_mode(&Value::String("0644".into())), Ok(0o644));
         assert_eq!(parse_mode(&Value::String("0o600".into())), Ok(0o600));

@@ -37,7 +37,12 @@ impl ProviderProcess {
                 "--metrics-addr",
                 "127.0.0.1:0",
             ])
-            .args(["--log-format", "json", "--log-level", "debug"])
+            .args(["--log-format", "json"])
+            .args(if extra_args.contains(&"--log-level") {
+                &[][..]
+            } else {
+                &["--log-level", "debug"][..]
+            })
             .args(extra_args)
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,13 +1,19 @@
-//! Logging setup and the HTTP health endpoints.
+//! Logging, metrics and the HTTP health endpoints.
+//!
+//! Logs go to stderr, JSON by default (one object per line) or text. Each mount logs one line
+//! (see `server`); no log line carries a secret value, key or token.
+
+pub mod health;
+pub mod metrics;
 
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::routing::get;
 use tracing_subscriber::EnvFilter;
 
-use crate::server::Readiness;
+pub use health::{BackendHealth, HealthState, health_router};
+pub use metrics::Metrics;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -20,6 +26,8 @@ pub fn init_logging(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only on a terminal: container logs and files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder
@@ -31,23 +39,20 @@ pub fn init_logging(format: LogFormat, level: &str) {
     };
 }
 
-/// `/healthz` (the process answers) and `/readyz` (the provider socket is serving).
-pub fn health_router(readiness: Readiness) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let readiness = readiness.clone();
-                async move {
-                    if readiness.is_ready() {
-                        (StatusCode::OK, "ready")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-                    }
-                }
-            }),
-        )
+/// `/metrics` in the Prometheus text format.
+pub fn metrics_router(metrics: Metrics) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+                    metrics.encode(),
+                )
+            }
+        }),
+    )
 }
 
 /// Serves `router` on `addr` in the background; returns the bound address.

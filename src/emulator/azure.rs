@@ -1,0 +1,117 @@
+//! An emulated Azure AD token endpoint for workload identity (`POST /azure-ad/{tenant}/oauth2/v2.0/token`):
+//! it accepts a service-account token minted by the emulator's issuer for the audience
+//! `api://AzureADTokenExchange` as the client assertion of a registered app whose federated
+//! credential names that service account, and answers with an ARM access token (a JWT signed
+//! by the emulator, `aud` = ARM, `oid` = the app's object ID) that `/auth` `azure_ad` accepts.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::jwt::k8s_subject;
+use super::state::EmulatorState;
+
+/// The audience Azure AD requires on federated service-account tokens.
+pub(crate) const EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// The audience of the ARM tokens it issues.
+pub(crate) const ARM_AUDIENCE: &str = "https://management.azure.com/";
+
+/// An app (or user-assigned managed identity) with a federated credential for one service account.
+#[derive(Clone, Debug)]
+pub(crate) struct AzureApp {
+    pub tenant_id: String,
+    pub object_id: String,
+    /// `system:serviceaccount:<namespace>:<name>`.
+    pub subject: String,
+}
+
+fn aad_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+pub(crate) async fn token(
+    State(state): State<EmulatorState>,
+    Path(tenant): Path<String>,
+    body: String,
+) -> Response {
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if field("grant_type") != "client_credentials"
+        || field("client_assertion_type")
+            != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "unsupported grant or assertion type",
+        );
+    }
+    let Some(app) = state.lock().azure_apps.get(field("client_id")).cloned() else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "application not found in the directory",
+        );
+    };
+    if app.tenant_id != tenant {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "application not found in this tenant",
+        );
+    }
+    let now = SystemTime::now();
+    let claims = match state.key().verify(field("client_assertion"), now) {
+        Ok(c) => c,
+        Err(_) => {
+            return aad_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client assertion is not valid",
+            );
+        }
+    };
+    if !super::jwt::has_audience(&claims, EXCHANGE_AUDIENCE) {
+        return aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client assertion audience is not api://AzureADTokenExchange",
+        );
+    }
+    let subject = k8s_subject(&claims).map(|s| {
+        format!(
+            "system:serviceaccount:{}:{}",
+            s.namespace, s.service_account
+        )
+    });
+    if subject.as_deref() != Some(app.subject.as_str()) {
+        return aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "no federated credential matches the assertion's subject",
+        );
+    }
+    let exp = now + Duration::from_secs(3600);
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let access_token = state.key().sign(&json!({
+        "aud": ARM_AUDIENCE,
+        "iss": format!("https://sts.windows.net/{tenant}/"),
+        "oid": app.object_id,
+        "tid": tenant,
+        "sub": app.object_id,
+        "iat": secs(now),
+        "exp": secs(exp),
+    }));
+    axum::Json(json!({"token_type": "Bearer", "expires_in": 3600, "access_token": access_token}))
+        .into_response()
+}

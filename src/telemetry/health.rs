@@ -1,0 +1,245 @@
+//! Liveness and readiness.
+//!
+//! - `/healthz`: the process answers HTTP. Liveness only; it never depends on Akeyless, so a
+//!   backend outage doesn't restart every provider pod.
+//! - `/readyz`: 200 only when all of these hold:
+//!   1. the server has started serving and isn't draining (the [`Readiness`] flag);
+//!   2. a real `grpc.health.v1.Health/Check` over the provider's Unix socket answers `SERVING`
+//!      within [`SOCKET_CHECK_TIMEOUT`] (the driver's view of us);
+//!   3. Akeyless was reachable recently, per [`BackendHealth`]'s policy.
+//!
+//!   Otherwise 503, with one line per check saying what failed.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use hyper_util::rt::TokioIo;
+use tonic::transport::Endpoint;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::server::Readiness;
+
+/// How long `/readyz` waits for the gRPC health check over the socket.
+pub const SOCKET_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The window of [`BackendHealth`]'s policy.
+pub const BACKEND_WINDOW: Duration = Duration::from_secs(60);
+
+/// Whether Akeyless answered recently, fed by the Akeyless client.
+///
+/// Policy: **not ready when there were Akeyless calls in the last 60 s and every one of them
+/// failed at the connection level** (no HTTP response: DNS, connect, TLS, or a timeout before
+/// the answer). Any HTTP answer, even 401 or 503, counts as reachable: the network path works
+/// and the failure is per mount, reported in its error. With no calls in the window (an idle
+/// node) it is ready: readiness never makes calls of its own, so an idle provider costs Akeyless
+/// nothing.
+#[derive(Clone)]
+pub struct BackendHealth {
+    state: Arc<Mutex<BackendState>>,
+    window: Duration,
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+struct BackendState {
+    last_reachable: Option<Instant>,
+    last_unreachable: Option<Instant>,
+    /// Connection-level failures since the last reachable answer.
+    failures_since_reachable: u64,
+}
+
+impl Default for BackendHealth {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for BackendHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendHealth")
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackendHealth {
+    pub fn new() -> Self {
+        Self::with_window(BACKEND_WINDOW)
+    }
+
+    pub fn with_window(window: Duration) -> Self {
+        BackendHealth {
+            state: Arc::default(),
+            window,
+        }
+    }
+
+    /// Records the outcome of one Akeyless call: `reachable` is true when an HTTP response
+    /// came back (whatever its status), false on a connection-level failure.
+    pub fn record(&self, reachable: bool) {
+        self.record_at(reachable, Instant::now());
+    }
+
+    fn record_at(&self, reachable: bool, now: Instant) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if reachable {
+            s.last_reachable = Some(now);
+            s.failures_since_reachable = 0;
+        } else {
+            s.last_unreachable = Some(now);
+            s.failures_since_reachable += 1;
+        }
+    }
+
+    /// `Ok(description)` when ready by the policy above, else `Err(why)`.
+    pub fn check(&self) -> Result<String, String> {
+        self.check_at(Instant::now())
+    }
+
+    fn check_at(&self, now: Instant) -> Result<String, String> {
+        let s = *self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let within =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) <= self.window);
+        let ago = |t: Instant| now.saturating_duration_since(t).as_secs();
+        let window = self.window.as_secs();
+        if within(s.last_unreachable) && !within(s.last_reachable) {
+            let last_ok = match s.last_reachable {
+                Some(t) => format!("last answer {}s ago", ago(t)),
+                None => "no answer since start".to_string(),
+            };
+            return Err(format!(
+                "akeyless: unreachable: every call in the last {window}s failed to connect \
+                 ({} failure(s) in a row; {last_ok})",
+                s.failures_since_reachable
+            ));
+        }
+        Ok(match s.last_reachable {
+            Some(t) => format!("akeyless: reachable (last answer {}s ago)", ago(t)),
+            None => "akeyless: no calls yet".to_string(),
+        })
+    }
+}
+
+/// Runs `grpc.health.v1.Health/Check` (service `""`) over the Unix socket at `socket`.
+pub async fn check_socket(socket: &Path, timeout: Duration) -> Result<(), String> {
+    let socket: PathBuf = socket.to_path_buf();
+    let call = async move {
+        let channel = Endpoint::from_static("http://localhost")
+            .connect_with_connector(tower::service_fn(move |_| {
+                let socket = socket.clone();
+                async move {
+                    tokio::net::UnixStream::connect(socket)
+                        .await
+                        .map(TokioIo::new)
+                }
+            }))
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let resp = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map_err(|s| format!("health check failed: {}", s.code()))?;
+        match resp.into_inner().status() {
+            ServingStatus::Serving => Ok(()),
+            other => Err(format!("health check answered {}", other.as_str_name())),
+        }
+    };
+    match tokio::time::timeout(timeout, call).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {}s", timeout.as_secs_f64())),
+    }
+}
+
+/// What `/readyz` checks.
+#[derive(Clone)]
+pub struct HealthState {
+    pub readiness: Readiness,
+    pub socket: PathBuf,
+    pub backend: BackendHealth,
+}
+
+impl HealthState {
+    /// Runs the readiness checks; the body lists each one.
+    pub async fn ready(&self) -> (bool, String) {
+        let mut ok = true;
+        let mut body = String::new();
+        if self.readiness.is_ready() {
+            body.push_str("server: serving\n");
+        } else {
+            ok = false;
+            body.push_str("server: not serving (starting or draining)\n");
+        }
+        match check_socket(&self.socket, SOCKET_CHECK_TIMEOUT).await {
+            Ok(()) => body.push_str("socket: grpc health SERVING\n"),
+            Err(e) => {
+                ok = false;
+                body.push_str(&format!("socket: {e}\n"));
+            }
+        }
+        match self.backend.check() {
+            Ok(s) => body.push_str(&format!("{s}\n")),
+            Err(s) => {
+                ok = false;
+                body.push_str(&format!("{s}\n"));
+            }
+        }
+        (ok, body)
+    }
+}
+
+/// `/healthz` and `/readyz`.
+pub fn health_router(state: HealthState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let state = state.clone();
+                async move {
+                    let (ok, body) = state.ready().await;
+                    let status = if ok {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (status, body)
+                }
+            }),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_policy() {
+        let h = BackendHealth::with_window(Duration::from_secs(60));
+        let t0 = Instant::now();
+        // No calls: ready.
+        assert!(h.check_at(t0).is_ok());
+        // Only failures in the window: not ready.
+        h.record_at(false, t0);
+        h.record_at(false, t0 + Duration::from_secs(1));
+        let why = h.check_at(t0 + Duration::from_secs(2)).unwrap_err();
+        assert!(why.contains("2 failure(s) in a row"), "{why}");
+        assert!(why.contains("no answer since start"), "{why}");
+        // One answer in the window: ready again.
+        h.record_at(true, t0 + Duration::from_secs(3));
+        h.record_at(false, t0 + Duration::from_secs(4));
+        assert!(h.check_at(t0 + Duration::from_secs(5)).is_ok());
+        // The answer leaves the window while failures continue: not ready.
+        h.record_at(false, t0 + Duration::from_secs(70));
+        let why = h.check_at(t0 + Duration::from_secs(70)).unwrap_err();
+        assert!(why.contains("last answer 67s ago"), "{why}");
+        // The failures age out too (no calls in the window): ready.
+        assert!(h.check_at(t0 + Duration::from_secs(200)).is_ok());
+    }
+}
