@@ -1,0 +1,43 @@
+#![no_main]
+//! Any value through key/jq extraction, explode and decoding: never panics, and every file path
+//! it produces passes the driver's path rules.
+use akeyless_csi_provider::render::shape;
+use akeyless_csi_provider::spec::{Encoding, Extract, ItemType, ObjectSpec};
+use libfuzzer_sys::fuzz_target;
+
+mod driver_rules;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let text = String::from_utf8_lossy(rest);
+    let (expr, value) = text.split_once('\u{1}').unwrap_or(("", &text));
+    let object = ObjectSpec {
+        index: 0,
+        secret_path: "/fuzz".into(),
+        file_name: "out".into(),
+        item_type: Some(ItemType::Static),
+        version: None,
+        extract: match selector % 3 {
+            0 => None,
+            1 => Some(Extract::Key(expr.to_string())),
+            _ if akeyless_csi_provider::jq::check(expr).is_ok() => Some(Extract::Jq(expr.to_string())),
+            _ => None,
+        },
+        explode: selector & 0x10 != 0,
+        encoding: match (selector >> 2) % 3 {
+            0 => Encoding::Utf8,
+            1 => Encoding::Base64,
+            _ => Encoding::Hex,
+        },
+        mode: None,
+        args: vec![],
+        ttl: None,
+        cert: Default::default(),
+        pki: Default::default(),
+    };
+    if let Ok(files) = shape(&object, value.as_bytes()) {
+        for (path, _) in files {
+            assert!(driver_rules::driver_accepts(&path), "{path:?}");
+        }
+    }
+});
