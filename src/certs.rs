@@ -214,7 +214,7 @@ pub fn renewal_time(not_before: i64, not_after: i64) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{CertOptions, Encoding, ItemType};
+    use crate::spec::{CertOptions, ItemType};
 
     pub(crate) fn test_chain(expired: bool) -> (String, String, String) {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
@@ -235,22 +235,12 @@ mod tests {
 
     fn object(format: CertFormat) -> ObjectSpec {
         ObjectSpec {
-            index: 0,
-            secret_path: "/tls".into(),
-            file_name: "tls".into(),
             item_type: Some(ItemType::Certificate),
-            version: None,
-            extract: None,
-            explode: false,
-            encoding: Encoding::Utf8,
-            mode: None,
-            args: vec![],
-            ttl: None,
             cert: CertOptions {
                 format,
                 pfx_password: "pw".into(),
             },
-            pki: PkiOptions::default(),
+            ..ObjectSpec::new("/tls", "tls")
         }
     }
 

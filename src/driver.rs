@@ -6,8 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hyper_util::rt::TokioIo;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::proto;
 use crate::proto::csi_driver_provider_client::CsiDriverProviderClient;
@@ -91,18 +90,7 @@ pub fn mount_request(
 pub async fn connect(
     socket: &Path,
 ) -> Result<CsiDriverProviderClient<Channel>, tonic::transport::Error> {
-    let socket: PathBuf = socket.to_path_buf();
-    // The URI is required by the API but unused: the connector always dials the socket.
-    let channel = Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let socket = socket.clone();
-            async move {
-                tokio::net::UnixStream::connect(socket)
-                    .await
-                    .map(TokioIo::new)
-            }
-        }))
-        .await?;
+    let channel = crate::server::unix_channel(socket).await?;
     Ok(CsiDriverProviderClient::new(channel))
 }
 

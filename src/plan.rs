@@ -145,23 +145,13 @@ impl FetchPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{CertOptions, Encoding, ObjectSpec};
+    use crate::spec::ObjectSpec;
 
     fn obj(path: &str, file: &str, t: Option<ItemType>, version: Option<u32>) -> ObjectSpec {
         ObjectSpec {
-            index: 0,
-            secret_path: path.into(),
-            file_name: file.into(),
             item_type: t,
             version,
-            extract: None,
-            explode: false,
-            encoding: Encoding::Utf8,
-            mode: None,
-            args: vec![],
-            ttl: None,
-            cert: CertOptions::default(),
-            pki: PkiOptions::default(),
+            ..ObjectSpec::new(path, file)
         }
     }
 

@@ -264,19 +264,8 @@ mod tests {
 
     fn obj(file: &str) -> ObjectSpec {
         ObjectSpec {
-            index: 0,
-            secret_path: format!("/items/{file}"),
-            file_name: file.into(),
             item_type: Some(ItemType::Static),
-            version: None,
-            extract: None,
-            explode: false,
-            encoding: Encoding::Utf8,
-            mode: None,
-            args: vec![],
-            ttl: None,
-            cert: Default::default(),
-            pki: Default::default(),
+            ..ObjectSpec::new(format!("/items/{file}"), file)
         }
     }
 

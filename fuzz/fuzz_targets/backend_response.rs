@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use akeyless_csi_provider::akeyless::{api, scrub};
 use akeyless_csi_provider::certs::{CertificateMaterial, certificate_files};
 use akeyless_csi_provider::secret::SecretString;
-use akeyless_csi_provider::spec::{CertFormat, CertOptions, Encoding, ItemType, ObjectSpec};
+use akeyless_csi_provider::spec::{CertFormat, CertOptions, ItemType, ObjectSpec};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,19 +19,9 @@ fuzz_target!(|data: &[u8]| {
     assert!(scrub(&text).chars().count() <= 301);
     for format in [CertFormat::Pem, CertFormat::Bundle, CertFormat::Pfx] {
         let object = ObjectSpec {
-            index: 0,
-            secret_path: "/fuzz".into(),
-            file_name: "tls".into(),
             item_type: Some(ItemType::Certificate),
-            version: None,
-            extract: None,
-            explode: false,
-            encoding: Encoding::Utf8,
-            mode: None,
-            args: vec![],
-            ttl: None,
             cert: CertOptions { format, pfx_password: String::new() },
-            pki: Default::default(),
+            ..ObjectSpec::new("/fuzz", "tls")
         };
         let (cert, key) = text.split_once("\u{1}").unwrap_or((&text, ""));
         let material = CertificateMaterial {

@@ -12,11 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(rest);
     let (expr, value) = text.split_once('\u{1}').unwrap_or(("", &text));
     let object = ObjectSpec {
-        index: 0,
-        secret_path: "/fuzz".into(),
-        file_name: "out".into(),
         item_type: Some(ItemType::Static),
-        version: None,
         extract: match selector % 3 {
             0 => None,
             1 => Some(Extract::Key(expr.to_string())),
@@ -29,11 +25,7 @@ fuzz_target!(|data: &[u8]| {
             1 => Encoding::Base64,
             _ => Encoding::Hex,
         },
-        mode: None,
-        args: vec![],
-        ttl: None,
-        cert: Default::default(),
-        pki: Default::default(),
+        ..ObjectSpec::new("/fuzz", "out")
     };
     if let Ok(files) = shape(&object, value.as_bytes()) {
         for (path, _) in files {

@@ -21,7 +21,7 @@ use crate::request::MountRequest;
 use crate::secret::ExposeSecret;
 use crate::telemetry::Metrics;
 
-pub use socket::{bind_socket, check_socket_dir};
+pub use socket::{bind_socket, check_socket_dir, unix_channel};
 
 pub const RUNTIME_NAME: &str = "akeyless-csi-provider";
 pub const PROTOCOL_VERSION: &str = "v1alpha1";

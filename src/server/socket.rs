@@ -32,6 +32,24 @@ pub fn check_socket_dir(path: &Path, allow: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// A gRPC channel to the provider's socket at `socket` (as the driver dials it). The URI is
+/// required by the API but unused: the connector always dials the socket.
+pub async fn unix_channel(
+    socket: &Path,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let socket = socket.to_path_buf();
+    tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let socket = socket.clone();
+            async move {
+                tokio::net::UnixStream::connect(socket)
+                    .await
+                    .map(hyper_util::rt::TokioIo::new)
+            }
+        }))
+        .await
+}
+
 /// Binds `path`, replacing a stale socket left by a previous run. Anything else at that path
 /// is left alone and reported.
 pub fn bind_socket(path: &Path) -> io::Result<UnixListener> {

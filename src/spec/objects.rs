@@ -145,6 +145,26 @@ pub struct ObjectSpec {
 }
 
 impl ObjectSpec {
+    /// An object reading `secret_path` into `file_name` with every option at its default
+    /// (what a bare `- secretPath: …` entry gives).
+    pub fn new(secret_path: impl Into<String>, file_name: impl Into<String>) -> Self {
+        ObjectSpec {
+            index: 0,
+            secret_path: secret_path.into(),
+            file_name: file_name.into(),
+            item_type: None,
+            version: None,
+            extract: None,
+            explode: false,
+            encoding: Encoding::Utf8,
+            mode: None,
+            args: vec![],
+            ttl: None,
+            cert: CertOptions::default(),
+            pki: PkiOptions::default(),
+        }
+    }
+
     /// How messages name this object: `object "db-password" (secretPath /prod/db/password)`.
     pub fn label(&self) -> String {
         format!(

@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use hyper_util::rt::TokioIo;
-use tonic::transport::Endpoint;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -127,17 +125,8 @@ impl BackendHealth {
 
 /// Runs `grpc.health.v1.Health/Check` (service `""`) over the Unix socket at `socket`.
 pub async fn check_socket(socket: &Path, timeout: Duration) -> Result<(), String> {
-    let socket: PathBuf = socket.to_path_buf();
     let call = async move {
-        let channel = Endpoint::from_static("http://localhost")
-            .connect_with_connector(tower::service_fn(move |_| {
-                let socket = socket.clone();
-                async move {
-                    tokio::net::UnixStream::connect(socket)
-                        .await
-                        .map(TokioIo::new)
-                }
-            }))
+        let channel = crate::server::unix_channel(socket)
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
         let resp = HealthClient::new(channel)
