@@ -131,6 +131,10 @@ pub struct ServeArgs {
     /// could replace the socket and receive mounts).
     #[arg(long, env = "AKEYLESS_CSI_ALLOW_WORLD_WRITABLE_SOCKET_DIR")]
     pub allow_world_writable_socket_dir: bool,
+    /// Largest answer read from Akeyless, in bytes; a larger one fails the mount
+    /// (BackendUnavailable) instead of being buffered.
+    #[arg(long, env = "AKEYLESS_CSI_MAX_RESPONSE_BYTES", default_value_t = crate::akeyless::MAX_RESPONSE_BYTES)]
+    pub max_response_bytes: usize,
     /// Most objects one SecretProviderClass may list.
     #[arg(long, env = "AKEYLESS_CSI_MAX_OBJECTS", default_value_t = 500)]
     pub max_objects: usize,
@@ -205,6 +209,7 @@ pub fn provider_context(args: &ServeArgs) -> Result<ProviderContext, String> {
             dynamic_default_ttl: args.dynamic_secret_ttl,
             value_cache_ttl: args.value_cache_ttl,
             max_backend_concurrency: args.max_backend_concurrency,
+            max_response_bytes: args.max_response_bytes,
             ..CacheSettings::default()
         },
     ))

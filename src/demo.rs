@@ -119,6 +119,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         value_cache_ttl: Duration::ZERO,
         max_backend_concurrency: 64,
         max_objects: 500,
+        max_response_bytes: crate::akeyless::MAX_RESPONSE_BYTES,
         max_concurrent_mounts: crate::server::DEFAULT_MAX_CONCURRENT_MOUNTS,
         allow_world_writable_socket_dir: false,
         max_mount_bytes: crate::spec::DRIVER_MESSAGE_LIMIT - 64 * 1024,

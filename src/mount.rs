@@ -39,6 +39,8 @@ pub struct CacheSettings {
     pub value_cache_ttl: Duration,
     /// Most backend requests in flight across all mounts.
     pub max_backend_concurrency: usize,
+    /// Largest answer read from Akeyless.
+    pub max_response_bytes: usize,
 }
 
 impl Default for CacheSettings {
@@ -48,6 +50,7 @@ impl Default for CacheSettings {
             max_entries: 10_000,
             value_cache_ttl: Duration::ZERO,
             max_backend_concurrency: 64,
+            max_response_bytes: crate::akeyless::MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -118,7 +121,10 @@ impl ProviderContext {
             tokens: LeaseCache::new(caches.max_entries),
             fingerprints: FingerprintKey::random(),
             reads: Coalescer::new(caches.value_cache_ttl, caches.max_entries),
-            backend: BackendPolicy::new(caches.max_backend_concurrency),
+            backend: BackendPolicy {
+                max_response_bytes: caches.max_response_bytes,
+                ..BackendPolicy::new(caches.max_backend_concurrency)
+            },
         }
     }
 }

@@ -355,3 +355,20 @@ async fn concurrent_mounts_are_bounded_and_queue_within_their_deadline() {
     f.state().clear_faults();
     f.mount(request()).await.expect("the queue drains");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_size_limit_is_configurable() {
+    let answer = Arc::new(std::sync::Mutex::new(Answer::Healthy));
+    let url = format!("http://{}", fake_gateway(answer, None).await);
+    // Every answer of the fake gateway is larger than 20 bytes: the first call (/auth) fails.
+    let f = Fixture::with_args(&["--max-response-bytes", "20"]).await;
+    let msg = expect_error(
+        f.mount(request_to(&url, &[])).await,
+        Code::Internal,
+        "BackendUnavailable",
+    );
+    assert!(
+        msg.contains("larger than 20 bytes (--max-response-bytes)"),
+        "{msg}"
+    );
+}

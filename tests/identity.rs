@@ -190,7 +190,7 @@ async fn retry_after_is_honoured() {
     );
 }
 
-/// 1,000 interleaved concurrent mounts from two namespaces (several service accounts and
+/// 2,000 interleaved concurrent mounts from two namespaces (several service accounts and
 /// pods each, both token scopes), each namespace's items readable only by its own identities.
 /// The emulator records which identity every request acted as: zero cross-identity uses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,7 +217,7 @@ async fn no_identity_ever_receives_another_identitys_token() {
             )
         })
         .collect();
-    let requests: Vec<_> = (0..1000)
+    let requests: Vec<_> = (0..2000)
         .map(|i| {
             let pd = &pods[(i * 7) % pods.len()];
             let objects = format!(
@@ -250,7 +250,7 @@ async fn no_identity_ever_receives_another_identitys_token() {
         );
         mounted += 1;
     }
-    assert_eq!(mounted, 1000);
+    assert_eq!(mounted, 2000);
     let mut violations = 0;
     let mut reads = 0;
     let mut identities = std::collections::BTreeSet::new();
@@ -276,7 +276,7 @@ async fn no_identity_ever_receives_another_identitys_token() {
     }
     let logins = f.state().count("/auth");
     eprintln!(
-        "isolation: 1000 mounts, {} identities, {logins} logins, {reads} reads, {violations} violations",
+        "isolation: {mounted} mounts, {} identities, {logins} logins, {reads} reads, {violations} violations",
         identities.len()
     );
     assert_eq!(violations, 0);

@@ -22,6 +22,8 @@ pub struct BackendPolicy {
     pub max_attempts: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// Largest answer read from Akeyless; a larger one is refused, not buffered.
+    pub max_response_bytes: usize,
     /// Where every call is counted (operation, status, duration) and retries recorded.
     pub metrics: Metrics,
     /// Whether Akeyless answered recently (for /readyz).
@@ -35,6 +37,7 @@ impl BackendPolicy {
             max_attempts: 4,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
+            max_response_bytes: MAX_RESPONSE_BYTES,
             metrics: Metrics::default(),
             health: BackendHealth::default(),
         }
@@ -228,8 +231,10 @@ impl AkeylessClient {
             .map(Duration::from_secs);
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                let detail = format!("the response is larger than {MAX_RESPONSE_BYTES} bytes");
+            let limit = self.policy.max_response_bytes;
+            if bytes.len() + chunk.len() > limit {
+                let detail =
+                    format!("the response is larger than {limit} bytes (--max-response-bytes)");
                 return Err((
                     BackendError::BadResponse {
                         op,

@@ -17,7 +17,7 @@ use crate::error::ErrorCode;
 use crate::secret::{ExposeSecret, SecretString};
 use api::*;
 
-/// Largest response body read from Akeyless; larger answers are refused, not buffered.
+/// Default of the largest response body read from Akeyless (`--max-response-bytes`).
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The Akeyless operations we perform (also the metrics/log label).
