@@ -10,7 +10,3 @@ pub type SecretBytes = SecretBox<Vec<u8>>;
 pub fn secret_bytes(bytes: Vec<u8>) -> SecretBytes {
     SecretBox::new(Box::new(bytes))
 }
-
-pub fn secret_string(s: impl Into<String>) -> SecretString {
-    SecretString::from(s.into())
-}

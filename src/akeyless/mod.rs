@@ -239,10 +239,6 @@ impl AkeylessClient {
         self
     }
 
-    pub fn gateways(&self) -> &[String] {
-        &self.gateways
-    }
-
     /// The HTTP client (same TLS roots), for the cloud exchanges that precede `/auth`.
     pub fn http(&self) -> &reqwest::Client {
         &self.http

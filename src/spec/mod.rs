@@ -135,14 +135,6 @@ impl AccessType {
             AccessType::Gcp => "gcp",
         }
     }
-
-    /// Methods that authenticate with the mounting pod's service-account token.
-    pub fn uses_pod_token(self) -> bool {
-        matches!(
-            self,
-            AccessType::Kubernetes | AccessType::Jwt | AccessType::AzureAd
-        )
-    }
 }
 
 impl fmt::Display for AccessType {
