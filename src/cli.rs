@@ -1,4 +1,5 @@
-//! Command line: `serve` (default), `demo`, `validate`, `emulator`, `version`.
+//! Command line: `serve` (default), `sync`, `demo`, `validate`, `render`, `emulator`, `bench`,
+//! `version`.
 //! Every flag can also be set with an environment variable `AKEYLESS_CSI_<FLAG>`.
 
 use std::net::SocketAddr;
@@ -40,6 +41,9 @@ pub enum Command {
     /// Dry-run mount of a SecretProviderClass against a real Akeyless API or gateway: writes the
     /// files to a folder and prints their modes and object versions.
     Render(crate::dry_run::RenderArgs),
+    /// Mirror SecretProviderClasses annotated akeyless.io/sync-service-account into Kubernetes
+    /// Secrets, without a mounting pod (a leader-elected controller).
+    Sync(crate::sync::SyncArgs),
     /// Run the Akeyless API emulator on its own (local development, end-to-end tests).
     Emulator(EmulatorArgs),
     /// Measure mount latency, throughput, backend calls and memory against the emulator.
@@ -59,13 +63,26 @@ pub struct ServeArgs {
         default_value = "/provider/akeyless.sock"
     )]
     pub endpoint: PathBuf,
-    /// Default Akeyless API or gateway URL, for SecretProviderClasses that set no akeylessGatewayURL.
-    #[arg(
-        long,
-        env = "AKEYLESS_CSI_AKEYLESS_URL",
-        default_value = "https://api.akeyless.io"
-    )]
-    pub akeyless_url: String,
+    /// Longest a mount may take when the driver's deadline is longer or absent.
+    #[arg(long, env = "AKEYLESS_CSI_MOUNT_TIMEOUT", default_value = "110s", value_parser = parse_duration)]
+    pub mount_timeout: Duration,
+    /// Mounts served at once; more wait for a slot within their deadline (a burst of pods
+    /// queues instead of spawning unbounded work).
+    #[arg(long, env = "AKEYLESS_CSI_MAX_CONCURRENT_MOUNTS", default_value_t = server::DEFAULT_MAX_CONCURRENT_MOUNTS)]
+    pub max_concurrent_mounts: usize,
+    /// Serve even when the socket's directory is world-writable (anyone who can write there
+    /// could replace the socket and receive mounts).
+    #[arg(long, env = "AKEYLESS_CSI_ALLOW_WORLD_WRITABLE_SOCKET_DIR")]
+    pub allow_world_writable_socket_dir: bool,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// Logging, health and metrics: shared by `serve` and `sync`.
+#[derive(Args, Debug, Clone)]
+pub struct TelemetryArgs {
     /// HTTP address of /healthz (process alive) and /readyz (socket answers gRPC health and
     /// Akeyless was reachable recently).
     #[arg(long, env = "AKEYLESS_CSI_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
@@ -88,12 +105,21 @@ pub struct ServeArgs {
     /// Log level or RUST_LOG-style filter (e.g. info,akeyless_csi_provider=debug).
     #[arg(long, env = "AKEYLESS_CSI_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+}
+
+/// How the process reaches and reads Akeyless: shared by `serve`, `sync` and `render`.
+#[derive(Args, Debug, Clone)]
+pub struct BackendArgs {
+    /// Default Akeyless API or gateway URL, for SecretProviderClasses that set no akeylessGatewayURL.
+    #[arg(
+        long,
+        env = "AKEYLESS_CSI_AKEYLESS_URL",
+        default_value = "https://api.akeyless.io"
+    )]
+    pub akeyless_url: String,
     /// Extra CA certificates (PEM) trusted for Akeyless/gateway TLS.
     #[arg(long, env = "AKEYLESS_CSI_CA_BUNDLE")]
     pub ca_bundle: Option<PathBuf>,
-    /// Longest a mount may take when the driver's deadline is longer or absent.
-    #[arg(long, env = "AKEYLESS_CSI_MOUNT_TIMEOUT", default_value = "110s", value_parser = parse_duration)]
-    pub mount_timeout: Duration,
     /// Timeout for opening a connection to Akeyless.
     #[arg(long, env = "AKEYLESS_CSI_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
@@ -123,14 +149,6 @@ pub struct ServeArgs {
     /// --max-call-recv-msg-size (4 MiB by default), or mounts fail in the driver instead.
     #[arg(long, env = "AKEYLESS_CSI_MAX_MOUNT_BYTES", default_value_t = crate::spec::DRIVER_MESSAGE_LIMIT - 64 * 1024)]
     pub max_mount_bytes: usize,
-    /// Mounts served at once; more wait for a slot within their deadline (a burst of pods
-    /// queues instead of spawning unbounded work).
-    #[arg(long, env = "AKEYLESS_CSI_MAX_CONCURRENT_MOUNTS", default_value_t = server::DEFAULT_MAX_CONCURRENT_MOUNTS)]
-    pub max_concurrent_mounts: usize,
-    /// Serve even when the socket's directory is world-writable (anyone who can write there
-    /// could replace the socket and receive mounts).
-    #[arg(long, env = "AKEYLESS_CSI_ALLOW_WORLD_WRITABLE_SOCKET_DIR")]
-    pub allow_world_writable_socket_dir: bool,
     /// Largest answer read from Akeyless, in bytes; a larger one fails the mount
     /// (BackendUnavailable) instead of being buffered.
     #[arg(long, env = "AKEYLESS_CSI_MAX_RESPONSE_BYTES", default_value_t = crate::akeyless::MAX_RESPONSE_BYTES)]
@@ -163,7 +181,7 @@ pub struct EmulatorArgs {
 }
 
 /// Builds the shared mount context from the serve flags.
-pub fn provider_context(args: &ServeArgs) -> Result<ProviderContext, String> {
+pub fn provider_context(args: &BackendArgs) -> Result<ProviderContext, String> {
     let gateway_url =
         normalize_gateway_url(&args.akeyless_url).map_err(|e| format!("--akeyless-url {e}"))?;
     if gateway_url.starts_with("http://") {
@@ -231,30 +249,18 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// `serve`: runs until SIGTERM/SIGINT, then drains in-flight mounts and removes the socket.
-pub async fn run_serve(args: ServeArgs) -> Result<(), String> {
-    telemetry::init_logging(args.log_format, &args.log_level);
-    // One registry and one reachability record for the whole process: the mount pipeline and
-    // the Akeyless client record into them, /metrics and /readyz read them.
-    let metrics = telemetry::Metrics::new();
-    let backend_health = telemetry::BackendHealth::new();
-    let ctx =
-        Arc::new(provider_context(&args)?.with_telemetry(metrics.clone(), backend_health.clone()));
-    let readiness = Readiness::default();
-    let health_router = telemetry::health_router(telemetry::HealthState {
-        readiness: readiness.clone(),
-        socket: args.endpoint.clone(),
-        backend: backend_health,
-    });
-    let metrics_router = telemetry::metrics_router(metrics.clone());
-    // One listener when both flags name the same fixed address; port 0 means "any free port".
-    let (health, metrics_bound) = if args.metrics_addr == args.health_addr
-        && args.health_addr.port() != 0
-    {
+/// Serves /healthz, /readyz and /metrics as the flags say. One listener when both flags name
+/// the same fixed address; port 0 means "any free port". Returns the bound addresses.
+pub async fn spawn_telemetry(
+    args: &TelemetryArgs,
+    health_router: axum::Router,
+    metrics_router: axum::Router,
+) -> Result<(SocketAddr, SocketAddr), String> {
+    if args.metrics_addr == args.health_addr && args.health_addr.port() != 0 {
         let bound = telemetry::spawn_http(args.health_addr, health_router.merge(metrics_router))
             .await
             .map_err(|e| format!("--health-addr {}: {e}", args.health_addr))?;
-        (bound, bound)
+        Ok((bound, bound))
     } else {
         let health = telemetry::spawn_http(args.health_addr, health_router)
             .await
@@ -262,8 +268,29 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), String> {
         let bound = telemetry::spawn_http(args.metrics_addr, metrics_router)
             .await
             .map_err(|e| format!("--metrics-addr {}: {e}", args.metrics_addr))?;
-        (health, bound)
-    };
+        Ok((health, bound))
+    }
+}
+
+/// `serve`: runs until SIGTERM/SIGINT, then drains in-flight mounts and removes the socket.
+pub async fn run_serve(args: ServeArgs) -> Result<(), String> {
+    telemetry::init_logging(args.telemetry.log_format, &args.telemetry.log_level);
+    // One registry and one reachability record for the whole process: the mount pipeline and
+    // the Akeyless client record into them, /metrics and /readyz read them.
+    let metrics = telemetry::Metrics::new();
+    let backend_health = telemetry::BackendHealth::new();
+    let ctx = Arc::new(
+        provider_context(&args.backend)?.with_telemetry(metrics.clone(), backend_health.clone()),
+    );
+    let readiness = Readiness::default();
+    let health_router = telemetry::health_router(telemetry::HealthState {
+        readiness: readiness.clone(),
+        socket: args.endpoint.clone(),
+        backend: backend_health,
+    });
+    let metrics_router = telemetry::metrics_router(metrics.clone());
+    let (health, metrics_bound) =
+        spawn_telemetry(&args.telemetry, health_router, metrics_router).await?;
     server::check_socket_dir(&args.endpoint, args.allow_world_writable_socket_dir)
         .map_err(|e| format!("--endpoint {}: {e}", args.endpoint.display()))?;
     let listener = server::bind_socket(&args.endpoint)

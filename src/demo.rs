@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{ServeArgs, provider_context};
+use crate::cli::{BackendArgs, provider_context};
 use crate::driver::{self, SimulatedPod};
 use crate::emulator::Emulator;
 use crate::proto;
@@ -104,15 +104,9 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     };
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
 
-    let serve_args = ServeArgs {
-        endpoint: socket.clone(),
+    let backend = BackendArgs {
         akeyless_url: emulator.url(),
-        health_addr: "127.0.0.1:0".parse().expect("literal address"),
-        metrics_addr: "127.0.0.1:0".parse().expect("literal address"),
-        log_format: LogFormat::Text,
-        log_level: args.log_level.clone(),
         ca_bundle: None,
-        mount_timeout: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(5),
         object_version_key_file: None,
         dynamic_secret_ttl: Duration::from_secs(15 * 60),
@@ -120,17 +114,16 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         max_backend_concurrency: 64,
         max_objects: 500,
         max_response_bytes: crate::akeyless::MAX_RESPONSE_BYTES,
-        max_concurrent_mounts: crate::server::DEFAULT_MAX_CONCURRENT_MOUNTS,
-        allow_world_writable_socket_dir: false,
         max_mount_bytes: crate::spec::DRIVER_MESSAGE_LIMIT - 64 * 1024,
     };
-    let ctx = Arc::new(provider_context(&serve_args)?);
+    let mount_timeout = Duration::from_secs(30);
+    let ctx = Arc::new(provider_context(&backend)?);
     let listener =
         server::bind_socket(&socket).map_err(|e| format!("{}: {e}", socket.display()))?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let provider = tokio::spawn(server::serve(
         listener,
-        ProviderService::new(ctx, serve_args.mount_timeout),
+        ProviderService::new(ctx, mount_timeout),
         Readiness::default(),
         async {
             let _ = stop_rx.await;

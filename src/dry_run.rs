@@ -12,7 +12,7 @@ use clap::Parser;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use crate::cli::{ServeArgs, parse_duration};
+use crate::cli::{BackendArgs, parse_duration};
 use crate::driver::{self, SimulatedPod};
 use crate::proto;
 use crate::request::MountRequest;
@@ -75,12 +75,12 @@ pub struct RenderArgs {
     pub log_level: String,
 }
 
-/// Only to build `ServeArgs` with its defaults (and environment), so the context is made exactly
-/// as `serve` makes it.
+/// Only to build `BackendArgs` with its defaults (and environment), so the context is made
+/// exactly as `serve` makes it.
 #[derive(Parser)]
-struct ServeOnly {
+struct BackendOnly {
     #[command(flatten)]
-    serve: ServeArgs,
+    backend: BackendArgs,
 }
 
 /// The SecretProviderClass picked from a file.
@@ -276,10 +276,10 @@ pub async fn run(args: RenderArgs) -> Result<(), String> {
         argv.push("--object-version-key-file".into());
         argv.push(p.into());
     }
-    let serve = ServeOnly::try_parse_from(argv)
+    let backend = BackendOnly::try_parse_from(argv)
         .map_err(|e| e.to_string())?
-        .serve;
-    let ctx = crate::cli::provider_context(&serve)?;
+        .backend;
+    let ctx = crate::cli::provider_context(&backend)?;
 
     let started = Instant::now();
     let request = MountRequest::decode(&wire).map_err(|e| {

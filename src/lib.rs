@@ -3,7 +3,8 @@
 //! A mount flows top to bottom through these modules:
 //! `server` (gRPC adapter) → `request` (decode) → `spec` (parse + validate) → `plan` (dedupe,
 //! batch) → `akeyless` (auth and reads) → `render` (files + versions) → back to `server`.
-//! `mount` strings the stages together. `emulator` is an Akeyless API emulator used by `demo`,
+//! `mount` strings the stages together; `sync` is the second front door (SecretProviderClasses
+//! → Kubernetes Secrets, no pod). `emulator` is an Akeyless API emulator used by `demo`,
 //! tests and benchmarks; nothing on the mount path imports it.
 
 pub mod akeyless;
@@ -27,6 +28,7 @@ pub mod request;
 pub mod secret;
 pub mod server;
 pub mod spec;
+pub mod sync;
 pub mod telemetry;
 pub mod timefmt;
 pub mod validate;

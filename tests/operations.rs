@@ -174,9 +174,9 @@ fn in_process_context(url: &str) -> Arc<akeyless_csi_provider::mount::ProviderCo
     #[derive(Parser)]
     struct W {
         #[command(flatten)]
-        serve: akeyless_csi_provider::cli::ServeArgs,
+        backend: akeyless_csi_provider::cli::BackendArgs,
     }
-    let args = W::parse_from(["t", "--akeyless-url", url]).serve;
+    let args = W::parse_from(["t", "--akeyless-url", url]).backend;
     Arc::new(akeyless_csi_provider::cli::provider_context(&args).unwrap())
 }
 

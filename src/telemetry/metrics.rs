@@ -2,7 +2,8 @@
 //!
 //! Every label has a small, fixed set of values: result, error code, backend operation, HTTP
 //! status. Secret paths, pod names, namespaces and SPC names are never labels; they are in the
-//! mount's log line instead.
+//! mount's log line instead. The one exception is opt-out: the sync controller's last-success
+//! gauge per synced SPC.
 //!
 //! [`Metrics`] is cheap to clone (an `Arc` inside) and has no global registry: the server owns
 //! one and passes it to whoever records.
@@ -70,6 +71,19 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Only on the sync controller's per-SPC gauge (opt-out with `--spc-metrics=false`): the number
+/// of SPCs that ask for sync is small and chosen by the cluster's admins.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SpcLabels {
+    namespace: String,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -96,6 +110,8 @@ struct Inner {
     auth_cache_entries: Gauge<i64, std::sync::atomic::AtomicI64>,
     retries: Family<OperationLabels, Counter>,
     sync_reconciles: Family<ResultLabels, Counter>,
+    sync_failures: Family<ReasonLabels, Counter>,
+    sync_last_success: Family<SpcLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 /// The provider's metrics. Clone it freely; all clones record into the same registry.
@@ -179,6 +195,21 @@ impl Metrics {
             "Secret sync reconciles of a SecretProviderClass, by result",
             sync_reconciles.clone(),
         );
+        let sync_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "sync_failures",
+            "Failed sync reconciles, by reason (the Event reason: InvalidSyncConfig, SecretNotOwned, \
+             SecretManagedByDriver, TokenRequestFailed, KubernetesAPIError, or the mount error code)",
+            sync_failures.clone(),
+        );
+        let sync_last_success =
+            Family::<SpcLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "sync_last_success_timestamp_seconds",
+            "Unix time of the last successful read of a synced SecretProviderClass (labels empty \
+             with --spc-metrics=false: the latest of all)",
+            sync_last_success.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -198,6 +229,8 @@ impl Metrics {
             auth_cache_entries,
             retries,
             sync_reconciles,
+            sync_failures,
+            sync_last_success,
         }))
     }
 
@@ -271,6 +304,31 @@ impl Metrics {
             .sync_reconciles
             .get_or_create(&ResultLabels { result })
             .inc();
+    }
+
+    /// Records a failed sync reconcile; `reason` is one of a fixed set.
+    pub fn sync_failure(&self, reason: &'static str) {
+        self.0
+            .sync_failures
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Records a successful read of a synced SPC at `when`: per SPC when `spc` is given, else
+    /// in one unlabelled series.
+    pub fn sync_success(&self, spc: Option<(&str, &str)>, when: std::time::SystemTime) {
+        let (namespace, name) = spc.unwrap_or_default();
+        let seconds = when
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        self.0
+            .sync_last_success
+            .get_or_create(&SpcLabels {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            })
+            .set(seconds);
     }
 
     /// The current number of mounts in progress.

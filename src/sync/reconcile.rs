@@ -1,0 +1,514 @@
+//! One reconcile of one SecretProviderClass: guards, a mount as its ServiceAccount (the same
+//! pipeline the driver's mounts use), and server-side apply of the Secrets that changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+
+use super::secret::{self, DesiredSecret, LABEL_MANAGED, Ownership};
+use super::spc::{self, SecretProviderClass, SpcError, SyncSettings};
+use super::tokens::TokenSource;
+use crate::error::MountError;
+use crate::mount::{ProviderContext, mount_with_deadline};
+use crate::request::{
+    MountRequest, NodePublishSecrets, Parameters, PodIdentity, ServiceAccountTokens,
+};
+use crate::telemetry::Metrics;
+
+/// Field manager of our server-side applies.
+pub const FIELD_MANAGER: &str = "akeyless-csi-provider-sync";
+/// First retry after a failure; doubles per failure up to the SPC's interval.
+const BACKOFF_BASE: Duration = Duration::from_secs(5);
+
+/// Controller-wide settings (from flags).
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    pub min_interval: Duration,
+    /// Namespaces whose SPCs may be synced; empty = all.
+    pub namespaces: Vec<String>,
+    /// TokenRequest audience when the SPC sets no `akeylessTokenAudience`.
+    pub default_audience: String,
+    pub mount_timeout: Duration,
+    /// Record the last-success gauge per SPC (namespace and name labels).
+    pub spc_metrics: bool,
+}
+
+/// Everything a reconcile needs, passed explicitly.
+pub struct Context {
+    pub client: kube::Client,
+    pub provider: Arc<ProviderContext>,
+    pub tokens: TokenSource,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub options: SyncOptions,
+    state: Mutex<HashMap<(String, String), SpcState>>,
+}
+
+/// What we last did for one SPC (in memory; a restart syncs everything once).
+#[derive(Clone, Debug, Default)]
+struct SpcState {
+    uid: String,
+    generation: Option<i64>,
+    last_sync: Option<Instant>,
+    /// Content hash of each Secret as we last wrote or found it.
+    hashes: BTreeMap<String, String>,
+    failures: u32,
+}
+
+impl Context {
+    pub fn new(
+        client: kube::Client,
+        provider: Arc<ProviderContext>,
+        tokens: TokenSource,
+        recorder: Recorder,
+        metrics: Metrics,
+        options: SyncOptions,
+    ) -> Self {
+        Context {
+            client,
+            provider,
+            tokens,
+            recorder,
+            metrics,
+            options,
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), SpcState>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Why a reconcile failed. Messages name the SPC field, Secret or object; never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{0}")]
+    Invalid(#[from] SpcError),
+    #[error("namespace {0} is not in the controller's --namespaces list")]
+    NamespaceNotAllowed(String),
+    #[error(
+        "Secret {name}: managed by the Secrets Store CSI driver's own sync (label secrets-store.csi.k8s.io/managed=true); remove secretObjects from one of the two, or delete the Secret"
+    )]
+    ManagedByDriver { name: String },
+    #[error(
+        "Secret {name} exists and {why}; refusing to overwrite it: rename secretName or delete that Secret"
+    )]
+    Foreign { name: String, why: String },
+    #[error("TokenRequest for ServiceAccount {namespace}/{service_account}: {message}")]
+    Token {
+        namespace: String,
+        service_account: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Mount(#[from] MountError),
+    #[error("Secret {name}: {source}")]
+    Write { name: String, source: kube::Error },
+    #[error("reading Secrets: {0}")]
+    Read(kube::Error),
+}
+
+impl SyncError {
+    /// The Event reason and the `reason` label of the failure metric (a fixed set).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SyncError::Invalid(_) => "InvalidSyncConfig",
+            SyncError::NamespaceNotAllowed(_) => "NamespaceNotAllowed",
+            SyncError::ManagedByDriver { .. } => "SecretManagedByDriver",
+            SyncError::Foreign { .. } => "SecretNotOwned",
+            SyncError::Token { .. } => "TokenRequestFailed",
+            SyncError::Mount(e) => e.code.as_str(),
+            SyncError::Write { .. } | SyncError::Read(_) => "KubernetesAPIError",
+        }
+    }
+
+    /// Only a spec change can fix these: don't retry until the SPC changes.
+    fn needs_spec_change(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Invalid(_) | SyncError::NamespaceNotAllowed(_)
+        )
+    }
+}
+
+/// The controller's reconcile: never fails (failures are reported and retried with backoff
+/// here, so the whole policy sits in one place).
+pub async fn reconcile(
+    spc: Arc<SecretProviderClass>,
+    ctx: Arc<Context>,
+) -> Result<Action, std::convert::Infallible> {
+    let namespace = spc.metadata.namespace.clone().unwrap_or_default();
+    let name = spc.metadata.name.clone().unwrap_or_default();
+    let key = (namespace.clone(), name.clone());
+    if spc.metadata.deletion_timestamp.is_some() {
+        ctx.state().remove(&key);
+        return Ok(Action::await_change());
+    }
+    let settings = match spc::sync_settings(&spc, ctx.options.min_interval) {
+        None => {
+            ctx.state().remove(&key);
+            return Ok(Action::await_change());
+        }
+        Some(s) => s,
+    };
+    let started = Instant::now();
+    let result = match settings {
+        Ok(settings) => sync(&spc, &settings, &ctx).await.map(|w| (w, settings)),
+        Err(e) => Err(SyncError::Invalid(e)),
+    };
+    match result {
+        Ok((outcome, settings)) => {
+            ctx.metrics.sync_reconcile("ok");
+            if outcome.fetched {
+                let when = SystemTime::now();
+                ctx.metrics.sync_success(
+                    ctx.options
+                        .spc_metrics
+                        .then_some((namespace.as_str(), name.as_str())),
+                    when,
+                );
+            }
+            let next = {
+                let mut state = ctx.state();
+                let s = state.entry(key).or_default();
+                s.failures = 0;
+                s.last_sync
+                    .map(|t| (t + settings.interval).saturating_duration_since(Instant::now()))
+                    .unwrap_or(settings.interval)
+            };
+            if !outcome.written.is_empty() {
+                tracing::info!(namespace, spc = %name, secrets = ?outcome.written, elapsed_ms = started.elapsed().as_millis() as u64, "sync: Secrets written");
+                publish(
+                    &ctx,
+                    &spc,
+                    EventType::Normal,
+                    "SecretSynced",
+                    format!("wrote Secret(s) {}", outcome.written.join(", ")),
+                )
+                .await;
+            } else {
+                tracing::debug!(namespace, spc = %name, fetched = outcome.fetched, "sync: Secrets current");
+            }
+            Ok(Action::requeue(jitter(next)))
+        }
+        Err(e) => {
+            let failures = {
+                let mut state = ctx.state();
+                let s = state.entry(key).or_default();
+                s.failures = s.failures.saturating_add(1);
+                s.failures
+            };
+            ctx.metrics.sync_reconcile("error");
+            ctx.metrics.sync_failure(e.reason());
+            tracing::warn!(namespace, spc = %name, reason = e.reason(), error = %e, failures, "sync failed; the last good Secrets are kept");
+            publish(&ctx, &spc, EventType::Warning, e.reason(), e.to_string()).await;
+            if e.needs_spec_change() {
+                return Ok(Action::await_change());
+            }
+            let interval = spc::sync_settings(&spc, ctx.options.min_interval)
+                .and_then(Result::ok)
+                .map(|s| s.interval)
+                .unwrap_or(spc::DEFAULT_INTERVAL);
+            Ok(Action::requeue(jitter(backoff(failures, interval))))
+        }
+    }
+}
+
+/// Exponential backoff: 5 s, 10 s, 20 s, … never longer than the SPC's interval.
+pub fn backoff(failures: u32, interval: Duration) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    exp.min(interval.max(BACKOFF_BASE))
+}
+
+/// Up to +10%, so SPCs created together don't all refresh in the same second.
+fn jitter(d: Duration) -> Duration {
+    d + d.mul_f64(rand::random::<f64>() * 0.1)
+}
+
+struct Outcome {
+    /// Akeyless was read this time.
+    fetched: bool,
+    /// Secrets created or updated.
+    written: Vec<String>,
+}
+
+async fn sync(
+    spc: &SecretProviderClass,
+    settings: &SyncSettings,
+    ctx: &Context,
+) -> Result<Outcome, SyncError> {
+    let namespace = spc.metadata.namespace.clone().unwrap_or_default();
+    let name = spc.metadata.name.clone().unwrap_or_default();
+    let uid = spc.metadata.uid.clone().unwrap_or_default();
+    if !ctx.options.namespaces.is_empty() && !ctx.options.namespaces.contains(&namespace) {
+        return Err(SyncError::NamespaceNotAllowed(namespace));
+    }
+    spc::validate_secret_objects(&spc.spec.secret_objects)?;
+
+    // Guards first: no Akeyless call for an SPC we would refuse anyway.
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut existing = BTreeMap::new();
+    for object in &spc.spec.secret_objects {
+        let secret_name = object.secret_name.trim().to_owned();
+        let found = secrets
+            .get_opt(&secret_name)
+            .await
+            .map_err(SyncError::Read)?;
+        match secret::ownership(found.as_ref(), &uid) {
+            Ownership::ManagedByDriver => {
+                return Err(SyncError::ManagedByDriver { name: secret_name });
+            }
+            Ownership::Foreign(why) => {
+                return Err(SyncError::Foreign {
+                    name: secret_name,
+                    why,
+                });
+            }
+            Ownership::Absent | Ownership::Ours => {}
+        }
+        existing.insert(secret_name, found);
+    }
+
+    let remembered = ctx.state().get(&(namespace.clone(), name.clone())).cloned();
+    let due = match &remembered {
+        None => true,
+        Some(s) => {
+            s.uid != uid
+                || s.generation != spc.metadata.generation
+                || s.last_sync.is_none_or(|t| t.elapsed() >= settings.interval)
+                // A managed Secret was deleted or edited since we wrote it.
+                || existing.iter().any(|(n, found)| match (found, s.hashes.get(n)) {
+                    (Some(secret), Some(hash)) => !unchanged_since(secret, hash),
+                    _ => true,
+                })
+        }
+    };
+    let mut written = Vec::new();
+    if due {
+        let desired = render(spc, settings, ctx, &namespace).await?;
+        let owner = owner_reference(spc);
+        for d in &desired {
+            if existing
+                .get(&d.name)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| secret::is_current(s, d))
+            {
+                continue;
+            }
+            let object = secret::to_secret(d, &namespace, owner.clone());
+            secrets
+                .patch(
+                    &d.name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&object),
+                )
+                .await
+                .map_err(|source| SyncError::Write {
+                    name: d.name.clone(),
+                    source,
+                })?;
+            written.push(d.name.clone());
+        }
+        remove_undeclared(&secrets, spc, &uid).await?;
+        let mut state = ctx.state();
+        let s = state.entry((namespace, name)).or_default();
+        s.uid = uid;
+        s.generation = spc.metadata.generation;
+        s.last_sync = Some(Instant::now());
+        s.hashes = desired
+            .iter()
+            .map(|d| (d.name.clone(), d.hash.clone()))
+            .collect();
+    }
+    Ok(Outcome {
+        fetched: due,
+        written,
+    })
+}
+
+/// The Secret still holds what we wrote (its data hashes to the hash we recorded).
+fn unchanged_since(secret: &Secret, hash: &str) -> bool {
+    let empty = BTreeMap::new();
+    let data = secret.data.as_ref().unwrap_or(&empty);
+    secret::content_hash(
+        secret.type_.as_deref().unwrap_or("Opaque"),
+        data.iter().map(|(k, v)| (k.as_str(), v.0.as_slice())),
+    ) == hash
+}
+
+/// Mounts the SPC as its ServiceAccount, exactly as the driver's mount would, and shapes the
+/// declared Secrets from the files.
+async fn render(
+    spc: &SecretProviderClass,
+    settings: &SyncSettings,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Vec<DesiredSecret>, SyncError> {
+    let parameters = Parameters::new(spc.spec.parameters.clone());
+    // The audience the mount will look for: the SPC's choice, Azure's fixed exchange audience,
+    // else the controller's default.
+    let audience = match parameters.get(crate::spec::keys::TOKEN_AUDIENCE) {
+        Some(a) => a.to_owned(),
+        None if parameters.get(crate::spec::keys::ACCESS_TYPE) == Some("azure_ad") => {
+            crate::spec::AZURE_TOKEN_AUDIENCE.to_owned()
+        }
+        None => ctx.options.default_audience.clone(),
+    };
+    let token = ctx
+        .tokens
+        .token(namespace, &settings.service_account, &audience)
+        .await
+        .map_err(|e| SyncError::Token {
+            namespace: namespace.to_owned(),
+            service_account: settings.service_account.clone(),
+            message: match &e {
+                super::tokens::TokenError::Api(kube::Error::Api(s)) if s.code == 404 => {
+                    "the ServiceAccount does not exist in this namespace".into()
+                }
+                other => other.to_string(),
+            },
+        })?;
+    let request = MountRequest {
+        pod: PodIdentity {
+            name: None,
+            namespace: Some(namespace.to_owned()),
+            uid: None,
+            service_account: Some(settings.service_account.clone()),
+        },
+        parameters,
+        secrets: NodePublishSecrets::default(),
+        tokens: ServiceAccountTokens::new([(audience, token)].into()),
+        default_mode: crate::request::DEFAULT_FILE_MODE,
+        target_path: format!(
+            "sync:{namespace}/{}",
+            spc.metadata.name.as_deref().unwrap_or_default()
+        ),
+    };
+    let rendered = mount_with_deadline(
+        &ctx.provider,
+        &request,
+        Instant::now() + ctx.options.mount_timeout,
+    )
+    .await?;
+    Ok(secret::desired_secrets(
+        &spc.spec.secret_objects,
+        &rendered,
+    )?)
+}
+
+fn owner_reference(spc: &SecretProviderClass) -> OwnerReference {
+    let ar = spc::api_resource();
+    OwnerReference {
+        api_version: SecretProviderClass::api_version(&ar).into_owned(),
+        kind: SecretProviderClass::kind(&ar).into_owned(),
+        name: spc.metadata.name.clone().unwrap_or_default(),
+        uid: spc.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    }
+}
+
+/// Deletes Secrets we wrote for this SPC that its `secretObjects` no longer declare.
+async fn remove_undeclared(
+    secrets: &Api<Secret>,
+    spc: &SecretProviderClass,
+    uid: &str,
+) -> Result<(), SyncError> {
+    let list = secrets
+        .list_metadata(&ListParams::default().labels(&format!("{LABEL_MANAGED}=true")))
+        .await
+        .map_err(SyncError::Read)?;
+    for item in list.items {
+        let name = item.metadata.name.clone().unwrap_or_default();
+        let owned = item
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true) && o.uid == uid);
+        let declared = spc
+            .spec
+            .secret_objects
+            .iter()
+            .any(|o| o.secret_name.trim() == name);
+        if owned && !declared {
+            match secrets.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {
+                    tracing::info!(secret = %name, "sync: deleted a Secret the SPC no longer declares")
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(source) => return Err(SyncError::Write { name, source }),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn publish(
+    ctx: &Context,
+    spc: &SecretProviderClass,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let reference = spc.object_ref(&spc::api_resource());
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        // The API server refuses notes over 1 kB.
+        note: Some(truncate(note, 1000)),
+        action: "Sync".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        tracing::warn!(error = %e, "sync: cannot record an Event");
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_interval() {
+        let i = Duration::from_secs(300);
+        let got: Vec<u64> = (1..=8).map(|n| backoff(n, i).as_secs()).collect();
+        assert_eq!(got, vec![5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff(u32::MAX, i), i);
+        assert_eq!(backoff(3, Duration::from_secs(2)), BACKOFF_BASE);
+    }
+
+    #[test]
+    fn jitter_adds_at_most_ten_percent() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_secs(100));
+            assert!(j >= Duration::from_secs(100) && j <= Duration::from_secs(110));
+        }
+    }
+
+    #[test]
+    fn long_notes_are_cut_on_a_char_boundary() {
+        assert_eq!(truncate("é".repeat(600), 1000).len(), 1000);
+        assert_eq!(truncate("ab".into(), 1000), "ab");
+        assert_eq!(truncate("aé".into(), 2), "a");
+    }
+}

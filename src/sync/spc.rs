@@ -1,0 +1,362 @@
+//! The SecretProviderClass as the sync controller sees it, and the sync settings its annotations
+//! carry. Pure: parsing and validation only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use kube::core::object::{NotUsed, Object};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde::{Deserialize, Serialize};
+
+/// Opts an SPC into sync: the ServiceAccount (of the SPC's namespace) to authenticate as.
+pub const ANNOTATION_SERVICE_ACCOUNT: &str = "akeyless.io/sync-service-account";
+/// How often the Secrets are refreshed (a duration such as `5m`).
+pub const ANNOTATION_INTERVAL: &str = "akeyless.io/sync-interval";
+/// Only SPCs of this provider are synced.
+pub const PROVIDER: &str = "akeyless";
+/// Refresh interval when the SPC sets none.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// `secrets-store.csi.x-k8s.io/v1` `SecretProviderClass`; only the fields sync reads. Every
+/// field defaults, so one odd object can't break the watch of all of them.
+pub type SecretProviderClass = Object<SpcSpec, NotUsed>;
+
+/// The API resource of [`SecretProviderClass`].
+pub fn api_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass"),
+        "secretproviderclasses",
+    )
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpcSpec {
+    #[serde(default)]
+    pub provider: String,
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    #[serde(default)]
+    pub secret_objects: Vec<SecretObject>,
+}
+
+/// One entry of `spec.secretObjects` (the driver's schema).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretObject {
+    #[serde(default)]
+    pub secret_name: String,
+    #[serde(default, rename = "type")]
+    pub type_: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub data: Vec<SecretObjectData>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretObjectData {
+    /// The file (path in the mount) whose content goes into the Secret.
+    #[serde(default)]
+    pub object_name: String,
+    /// The key in the Secret's `data`.
+    #[serde(default)]
+    pub key: String,
+}
+
+/// What one SPC asks of the sync controller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncSettings {
+    pub service_account: String,
+    pub interval: Duration,
+}
+
+/// Why an SPC can't be synced. The message names the field and says what to change.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct SpcError(pub String);
+
+/// `None` when the SPC doesn't ask for sync (other provider, or no annotation): it is ignored.
+pub fn sync_settings(
+    spc: &SecretProviderClass,
+    min_interval: Duration,
+) -> Option<Result<SyncSettings, SpcError>> {
+    if spc.spec.provider != PROVIDER {
+        return None;
+    }
+    let annotations = spc.metadata.annotations.as_ref()?;
+    let service_account = annotations.get(ANNOTATION_SERVICE_ACCOUNT)?.trim();
+    Some(settings(
+        service_account,
+        annotations.get(ANNOTATION_INTERVAL),
+        min_interval,
+    ))
+}
+
+fn settings(
+    service_account: &str,
+    interval: Option<&String>,
+    min_interval: Duration,
+) -> Result<SyncSettings, SpcError> {
+    if !is_dns_subdomain(service_account) {
+        return Err(SpcError(format!(
+            "annotation {ANNOTATION_SERVICE_ACCOUNT}: {service_account:?} is not a ServiceAccount name; \
+             name a ServiceAccount of this SecretProviderClass's namespace"
+        )));
+    }
+    let interval = match interval.map(|s| s.trim()) {
+        None | Some("") => DEFAULT_INTERVAL,
+        Some(text) => {
+            let d = crate::spec::parse_duration(text).map_err(|e| {
+                SpcError(format!(
+                    "annotation {ANNOTATION_INTERVAL}: {e}; use a duration such as 5m"
+                ))
+            })?;
+            if d < min_interval {
+                return Err(SpcError(format!(
+                    "annotation {ANNOTATION_INTERVAL}: {text} is shorter than the controller's minimum \
+                     ({}s, flag --min-sync-interval)",
+                    min_interval.as_secs()
+                )));
+            }
+            d
+        }
+    };
+    Ok(SyncSettings {
+        service_account: service_account.to_owned(),
+        interval,
+    })
+}
+
+/// Checks `spec.secretObjects` as the driver does (name, type and data required; each data entry
+/// names an object and a key), plus what the API server would refuse later: Secret names and keys
+/// that aren't valid, and two entries writing the same Secret.
+pub fn validate_secret_objects(objects: &[SecretObject]) -> Result<(), SpcError> {
+    if objects.is_empty() {
+        return Err(SpcError(
+            "spec.secretObjects is empty: declare the Secrets to write (secretName, type, data)"
+                .into(),
+        ));
+    }
+    let mut names = BTreeSet::new();
+    for (i, object) in objects.iter().enumerate() {
+        let at = format!("spec.secretObjects[{i}]");
+        let name = object.secret_name.trim();
+        if name.is_empty() {
+            return Err(SpcError(format!("{at}.secretName is empty")));
+        }
+        if !is_dns_subdomain(name) {
+            return Err(SpcError(format!(
+                "{at}.secretName {name:?} is not a valid Secret name (lower-case letters, digits, '-' and '.')"
+            )));
+        }
+        if !names.insert(name) {
+            return Err(SpcError(format!(
+                "{at}.secretName {name:?} is declared twice; each Secret must be declared once"
+            )));
+        }
+        if object.type_.trim().is_empty() {
+            return Err(SpcError(format!(
+                "{at}.type is empty: set a Secret type such as Opaque or kubernetes.io/tls"
+            )));
+        }
+        if object.data.is_empty() {
+            return Err(SpcError(format!("{at}.data is empty")));
+        }
+        let mut keys = BTreeSet::new();
+        for (j, data) in object.data.iter().enumerate() {
+            if data.object_name.trim().is_empty() {
+                return Err(SpcError(format!("{at}.data[{j}].objectName is empty")));
+            }
+            let key = data.key.trim();
+            if key.is_empty() {
+                return Err(SpcError(format!("{at}.data[{j}].key is empty")));
+            }
+            if !is_secret_key(key) {
+                return Err(SpcError(format!(
+                    "{at}.data[{j}].key {key:?} is not a valid Secret key (letters, digits, '-', '_' and '.')"
+                )));
+            }
+            if !keys.insert(key) {
+                return Err(SpcError(format!(
+                    "{at}.data[{j}].key {key:?} appears twice in this Secret"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// RFC 1123 subdomain, as Kubernetes names most objects.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn is_secret_key(s: &str) -> bool {
+    s.len() <= 253
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spc(provider: &str, annotations: &[(&str, &str)]) -> SecretProviderClass {
+        let mut spc = SecretProviderClass::new("app", &api_resource(), SpcSpec::default());
+        spc.spec.provider = provider.into();
+        spc.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        spc
+    }
+
+    fn object(name: &str, type_: &str, data: &[(&str, &str)]) -> SecretObject {
+        SecretObject {
+            secret_name: name.into(),
+            type_: type_.into(),
+            data: data
+                .iter()
+                .map(|(o, k)| SecretObjectData {
+                    object_name: o.to_string(),
+                    key: k.to_string(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    const MIN: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn only_akeyless_spcs_with_the_annotation_are_synced() {
+        assert!(
+            sync_settings(&spc("azure", &[(ANNOTATION_SERVICE_ACCOUNT, "app")]), MIN).is_none()
+        );
+        assert!(sync_settings(&spc("akeyless", &[("other", "x")]), MIN).is_none());
+        let s = sync_settings(
+            &spc("akeyless", &[(ANNOTATION_SERVICE_ACCOUNT, " app ")]),
+            MIN,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.service_account, "app");
+        assert_eq!(s.interval, DEFAULT_INTERVAL);
+    }
+
+    #[test]
+    fn interval_is_parsed_and_bounded() {
+        let with = |v: &str| {
+            sync_settings(
+                &spc(
+                    "akeyless",
+                    &[
+                        (ANNOTATION_SERVICE_ACCOUNT, "app"),
+                        (ANNOTATION_INTERVAL, v),
+                    ],
+                ),
+                MIN,
+            )
+            .unwrap()
+        };
+        assert_eq!(with("90s").unwrap().interval, Duration::from_secs(90));
+        assert_eq!(with("1h").unwrap().interval, Duration::from_secs(3600));
+        let e = with("10s").unwrap_err().0;
+        assert!(e.contains("--min-sync-interval"), "{e}");
+        let e = with("soon").unwrap_err().0;
+        assert!(e.contains(ANNOTATION_INTERVAL), "{e}");
+        let e = sync_settings(
+            &spc("akeyless", &[(ANNOTATION_SERVICE_ACCOUNT, "Bad_Name")]),
+            MIN,
+        )
+        .unwrap()
+        .unwrap_err()
+        .0;
+        assert!(e.contains("not a ServiceAccount name"), "{e}");
+    }
+
+    #[test]
+    fn secret_objects_are_validated_with_the_field_named() {
+        let ok = object("db", "Opaque", &[("db-password", "password")]);
+        assert_eq!(validate_secret_objects(std::slice::from_ref(&ok)), Ok(()));
+        let cases: Vec<(Vec<SecretObject>, &str)> = vec![
+            (vec![], "spec.secretObjects is empty"),
+            (
+                vec![object("", "Opaque", &[("a", "b")])],
+                "[0].secretName is empty",
+            ),
+            (
+                vec![object("Db", "Opaque", &[("a", "b")])],
+                "not a valid Secret name",
+            ),
+            (vec![object("db", "", &[("a", "b")])], "[0].type is empty"),
+            (vec![object("db", "Opaque", &[])], "[0].data is empty"),
+            (
+                vec![object("db", "Opaque", &[("", "b")])],
+                "[0].data[0].objectName",
+            ),
+            (
+                vec![object("db", "Opaque", &[("a", "")])],
+                "[0].data[0].key is empty",
+            ),
+            (
+                vec![object("db", "Opaque", &[("a", "b/c")])],
+                "not a valid Secret key",
+            ),
+            (
+                vec![object("db", "Opaque", &[("a", "k"), ("b", "k")])],
+                "appears twice",
+            ),
+            (
+                vec![ok.clone(), ok.clone()],
+                "[1].secretName \"db\" is declared twice",
+            ),
+        ];
+        for (objects, expected) in cases {
+            let e = validate_secret_objects(&objects).unwrap_err().0;
+            assert!(e.contains(expected), "{e:?} should contain {expected:?}");
+        }
+    }
+
+    #[test]
+    fn spc_deserializes_from_the_api_shape() {
+        let spc: SecretProviderClass = serde_json::from_value(serde_json::json!({
+            "apiVersion": "secrets-store.csi.x-k8s.io/v1",
+            "kind": "SecretProviderClass",
+            "metadata": {"name": "app", "namespace": "team-a"},
+            "spec": {
+                "provider": "akeyless",
+                "parameters": {"objects": "- secretPath: /a"},
+                "secretObjects": [{"secretName": "db", "type": "Opaque",
+                    "labels": {"l": "v"},
+                    "data": [{"objectName": "a", "key": "password"}]}]
+            }
+        }))
+        .unwrap();
+        assert_eq!(spc.spec.secret_objects[0].data[0].key, "password");
+        assert_eq!(spc.spec.secret_objects[0].labels["l"], "v");
+        // A sparse object still parses.
+        let sparse: SecretProviderClass = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "x"}, "spec": {}
+        }))
+        .unwrap();
+        assert!(sparse.spec.secret_objects.is_empty());
+    }
+}
