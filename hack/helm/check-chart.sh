@@ -9,6 +9,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CHART="$ROOT/deploy/helm/akeyless-csi-provider"
 MANIFEST="$ROOT/deploy/manifests/akeyless-csi-provider.yaml"
+SYNC_MANIFEST="$ROOT/deploy/manifests/akeyless-csi-provider-sync.yaml"
 HELM="$("$ROOT/hack/helm/build.sh")"
 work="$(mktemp -d)"
 cleanup() {
@@ -61,12 +62,29 @@ HEADER
       | sed -e '/^# Source: /d'
   }
 }
+# The sync controller alone (its ServiceAccount, RBAC and Deployment), for clusters that add it
+# to the plain manifests; the e2e suite runs the controller with exactly this RBAC.
+render_sync() {
+  {
+    cat <<'HEADER'
+# akeyless-csi-provider sync controller, rendered from deploy/helm/akeyless-csi-provider with
+# sync.enabled=true (hack/helm/check-chart.sh --update). Apply after akeyless-csi-provider.yaml:
+#   kubectl apply -f deploy/manifests/akeyless-csi-provider-sync.yaml
+HEADER
+    "$HELM" template akeyless-csi-provider "$CHART" -n kube-system \
+      --set objectVersionKey.existingSecret=akeyless-csi-provider-version-key \
+      --set sync.enabled=true --show-only templates/sync.yaml \
+      | sed -e '/^# Source: /d'
+  }
+}
 render_plain >"$work/plain.yaml"
+render_sync >"$work/sync.yaml"
 if [[ "${1:-}" == "--update" ]]; then
   mkdir -p "$(dirname "$MANIFEST")"
   cp "$work/plain.yaml" "$MANIFEST"
-  say "wrote $MANIFEST"
-elif ! diff -u "$MANIFEST" "$work/plain.yaml"; then
+  cp "$work/sync.yaml" "$SYNC_MANIFEST"
+  say "wrote $MANIFEST and $SYNC_MANIFEST"
+elif ! diff -u "$MANIFEST" "$work/plain.yaml" || ! diff -u "$SYNC_MANIFEST" "$work/sync.yaml"; then
   echo "deploy/manifests is stale: run hack/helm/check-chart.sh --update" >&2
   exit 1
 fi
@@ -82,9 +100,10 @@ source "$work/control-plane/env"
 export KUBECONFIG
 kubectl apply -f "$ROOT/hack/helm/testdata/servicemonitor-crd.yaml" >/dev/null
 kubectl wait --for=condition=Established --timeout=60s crd/servicemonitors.monitoring.coreos.com >/dev/null
-for f in default all-options plain; do
+for f in default all-options plain sync; do
   file="$work/$f.yaml"
   [[ $f == plain ]] && file="$MANIFEST"
+  [[ $f == sync ]] && file="$SYNC_MANIFEST"
   say "dry run: $f"
   kubectl apply --dry-run=server -f "$file"
 done

@@ -4,7 +4,8 @@
 #      Secrets Store CSI Driver v1.6.0 from Go modules, and the provider (cargo, release);
 #   2. starts a single-node control plane on 127.0.0.1;
 #   3. runs the Go suite (tests/e2e/suite): `conformance` (the driver's provider client and
-#      atomic writer against our provider) and `driver` (the full driver binary, playing kubelet);
+#      atomic writer against our provider), `driver` (the full driver binary, playing kubelet)
+#      and `sync` (the sync controller, with its manifest's RBAC and the garbage collector);
 #   4. stops every process it started, whatever happens.
 #
 # usage: tests/e2e/run.sh [go test flags, e.g. -run TestRotation]
@@ -64,7 +65,7 @@ log "setup took $((SECONDS - start))s; running the Go suite"
 
 suite_start=$SECONDS
 set +e
-(cd "$E2E_DIR/suite" && go test -count=1 -timeout "${E2E_TEST_TIMEOUT:-20m}" -v "$@" ./conformance/ ./driver/)
+(cd "$E2E_DIR/suite" && go test -count=1 -timeout "${E2E_TEST_TIMEOUT:-20m}" -v "$@" ./conformance/ ./driver/ ./sync/)
 status=$?
 set -e
 log "Go suite finished in $((SECONDS - suite_start))s (total $((SECONDS - start))s), exit $status"
