@@ -156,6 +156,8 @@ pub struct BackendArgs {
     /// Most objects one SecretProviderClass may list.
     #[arg(long, env = "AKEYLESS_CSI_MAX_OBJECTS", default_value_t = 500)]
     pub max_objects: usize,
+    #[command(flatten)]
+    pub cloud: crate::cloud::CloudArgs,
 }
 
 #[derive(Args, Debug)]
@@ -230,7 +232,8 @@ pub fn provider_context(args: &BackendArgs) -> Result<ProviderContext, String> {
             max_response_bytes: args.max_response_bytes,
             ..CacheSettings::default()
         },
-    ))
+    )
+    .with_cloud(args.cloud.options()?))
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -11,6 +11,8 @@
 //! kubelet's pod info (namespace, service account), which must agree with the claims inside
 //! the token. When they disagree, or are missing, the mount is not cached at all.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
@@ -28,6 +30,9 @@ pub struct TokenKey {
     pub access_id: String,
     pub access_type: AccessType,
     pub auth_config: Option<String>,
+    /// The method's other settings that change who Akeyless sees (Azure app, AWS role and
+    /// region, GCP audience).
+    pub method_settings: Vec<String>,
     pub audience: Option<String>,
     pub namespace: Option<String>,
     pub service_account: Option<String>,
@@ -45,7 +50,7 @@ impl FingerprintKey {
         FingerprintKey(rand::random())
     }
 
-    fn fingerprint(&self, secret: &SecretString) -> [u8; 32] {
+    pub(crate) fn fingerprint(&self, secret: &SecretString) -> [u8; 32] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length");
         mac.update(secret.expose_secret().as_bytes());
         mac.finalize().into_bytes().into()
@@ -83,7 +88,11 @@ pub fn token_key(
 ) -> Option<TokenKey> {
     let scope = spec.auth.token_scope;
     let (audience, credential) = match &creds.credential {
-        Credential::AccessKey(key) => (None, Some(fingerprints.fingerprint(key))),
+        Credential::AccessKey(key) | Credential::UidToken(key) => {
+            (None, Some(fingerprints.fingerprint(key)))
+        }
+        // The provider's own identity: nothing pod-specific to fingerprint.
+        Credential::ProviderIdentity => (None, None),
         Credential::PodToken { audience, token } => match scope {
             TokenScope::Pod => (
                 Some(audience.clone()),
@@ -107,6 +116,7 @@ pub fn token_key(
         access_id: creds.access_id.clone(),
         access_type: spec.auth.access_type,
         auth_config: spec.auth.k8s_auth_config_name.clone(),
+        method_settings: method_settings(spec),
         audience,
         namespace: pod.namespace.clone(),
         service_account: pod.service_account.clone(),
@@ -116,6 +126,102 @@ pub fn token_key(
         },
         credential,
     })
+}
+
+/// The access-type settings that select a different cloud identity for the same credential.
+fn method_settings(spec: &SecretProviderSpec) -> Vec<String> {
+    let auth = &spec.auth;
+    match auth.access_type {
+        AccessType::AzureAd => auth
+            .azure
+            .iter()
+            .flat_map(|a| {
+                [
+                    a.client_id.clone(),
+                    a.tenant_id.clone(),
+                    a.authority_host.clone(),
+                ]
+            })
+            .collect(),
+        AccessType::AwsIam => auth
+            .aws
+            .iter()
+            .flat_map(|a| [a.role_arn.clone().unwrap_or_default(), a.region.clone()])
+            .collect(),
+        AccessType::Gcp => vec![
+            auth.gcp_audience
+                .clone()
+                .unwrap_or_else(|| crate::spec::GCP_DEFAULT_AUDIENCE.to_string()),
+        ],
+        _ => vec![],
+    }
+}
+
+/// One Universal Identity rotation chain: the gateways, the access ID and the keyed
+/// fingerprint of the init token the mount presented. Rotated tokens are remembered per chain,
+/// so a mount only ever continues the chain of the token it presented itself.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UidChainKey {
+    pub gateways: Vec<String>,
+    pub access_id: String,
+    pub init_token: [u8; 32],
+}
+
+impl UidChainKey {
+    pub fn new(
+        fingerprints: &FingerprintKey,
+        gateways: &[String],
+        access_id: &str,
+        init_token: &SecretString,
+    ) -> Self {
+        UidChainKey {
+            gateways: gateways.to_vec(),
+            access_id: access_id.to_string(),
+            init_token: fingerprints.fingerprint(init_token),
+        }
+    }
+}
+
+/// The latest rotated Universal Identity token of one chain (`None` before the first rotation).
+pub type UidChain = Arc<tokio::sync::Mutex<Option<SecretString>>>;
+
+/// Rotated Universal Identity tokens by chain, held in memory only. Each chain has its own
+/// lock, so one chain's rotations never race and chains never share a token.
+pub struct UidChains {
+    chains: Mutex<HashMap<UidChainKey, UidChain>>,
+    max_entries: usize,
+}
+
+impl UidChains {
+    pub fn new(max_entries: usize) -> Self {
+        UidChains {
+            chains: Mutex::new(HashMap::new()),
+            max_entries: max_entries.max(1),
+        }
+    }
+
+    /// The chain of `key`, created empty when unknown. When full, idle chains are dropped
+    /// (their next mount starts again from the init token).
+    pub fn chain(&self, key: &UidChainKey) -> UidChain {
+        let mut chains = self.chains.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(chain) = chains.get(key) {
+            return chain.clone();
+        }
+        if chains.len() >= self.max_entries {
+            chains.retain(|_, c| Arc::strong_count(c) > 1);
+        }
+        let chain = UidChain::default();
+        chains.insert(key.clone(), chain.clone());
+        chain
+    }
+
+    pub fn len(&self) -> usize {
+        self.chains.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Lifetime assumed for a token whose expiry Akeyless doesn't state.
@@ -218,6 +324,69 @@ mod tests {
             key_for("serviceAccount", "ns", "sa", "uid-4", "not-a-jwt"),
             None
         );
+    }
+
+    #[test]
+    fn cloud_settings_separate_identities() {
+        let key = |role: &str, region: &str| {
+            let params = Parameters::new(
+                [
+                    ("akeylessAccessID", "p-1"),
+                    ("akeylessAccessType", "aws_iam"),
+                    ("akeylessAWSRoleARN", role),
+                    ("akeylessAWSRegion", region),
+                    ("objects", "- secretPath: /a\n"),
+                ]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            );
+            let spec =
+                SecretProviderSpec::from_parameters(&params, &SpecDefaults::default()).unwrap();
+            let tokens = ServiceAccountTokens::new(BTreeMap::from([(
+                "sts.amazonaws.com".to_string(),
+                ServiceAccountToken {
+                    token: SecretString::from(jwt("ns", "sa")),
+                    expiration: None,
+                },
+            )]));
+            let creds =
+                Credentials::resolve(&spec.auth, &params, &NodePublishSecrets::default(), &tokens)
+                    .unwrap();
+            let pod = PodIdentity {
+                name: Some("p".into()),
+                namespace: Some("ns".into()),
+                uid: Some("uid-1".into()),
+                service_account: Some("sa".into()),
+            };
+            token_key(&FingerprintKey([7; 32]), &spec, &creds, &pod).unwrap()
+        };
+        let a = key("arn:aws:iam::1:role/a", "us-east-1");
+        assert_eq!(a, key("arn:aws:iam::1:role/a", "us-east-1"));
+        assert_ne!(a, key("arn:aws:iam::1:role/b", "us-east-1"), "another role");
+        assert_ne!(
+            a,
+            key("arn:aws:iam::1:role/a", "eu-west-1"),
+            "another region"
+        );
+    }
+
+    #[test]
+    fn uid_chains_are_per_init_token() {
+        let fp = FingerprintKey([7; 32]);
+        let chains = UidChains::new(2);
+        let gw = vec!["https://gw".to_string()];
+        let a = UidChainKey::new(&fp, &gw, "p-1", &SecretString::from("u-a".to_string()));
+        let b = UidChainKey::new(&fp, &gw, "p-1", &SecretString::from("u-b".to_string()));
+        assert_ne!(a, b);
+        let chain_a = chains.chain(&a);
+        assert!(Arc::ptr_eq(&chain_a, &chains.chain(&a)));
+        assert!(!Arc::ptr_eq(&chain_a, &chains.chain(&b)));
+        // Full: idle chains are dropped, chains in use are kept.
+        let c = UidChainKey::new(&fp, &gw, "p-2", &SecretString::from("u-a".to_string()));
+        chains.chain(&c);
+        assert!(chains.len() <= 2);
+        assert!(Arc::ptr_eq(&chain_a, &chains.chain(&a)));
     }
 
     #[test]

@@ -13,8 +13,9 @@ use crate::akeyless::{
 };
 use crate::cache::{Coalescer, LeaseCache, LeaseKey, TypeCache};
 use crate::certs::{self, CertificateMaterial};
+use crate::cloud::CloudOptions;
 use crate::error::{ErrorCode, MountError};
-use crate::identity::{self, FingerprintKey, TokenKey};
+use crate::identity::{self, FingerprintKey, TokenKey, UidChainKey, UidChains};
 use crate::plan::{self, FetchPlan, Read};
 use crate::render::{self, Fetched, Rendered, VersionKey};
 use crate::request::MountRequest;
@@ -70,6 +71,10 @@ pub struct ProviderContext {
     /// Akeyless tokens by identity (see [`identity`]), until shortly before they expire.
     pub tokens: LeaseCache<TokenKey, AkeylessToken>,
     pub fingerprints: FingerprintKey,
+    /// Rotated Universal Identity tokens, per chain (identity and init token).
+    pub uid_chains: UidChains,
+    /// Cloud endpoints and the opted-in provider identities.
+    pub cloud: CloudOptions,
     /// Identical reads of one identity share a request (and a value, within the TTL).
     pub reads: Coalescer<(TokenKey, ReadKey), CachedRead>,
     pub backend: BackendPolicy,
@@ -104,6 +109,12 @@ impl ProviderContext {
         self
     }
 
+    /// Cloud endpoints and opted-in provider identities (`--aws-…`, `--gcp-…`).
+    pub fn with_cloud(mut self, cloud: CloudOptions) -> Self {
+        self.cloud = cloud;
+        self
+    }
+
     pub fn new(
         defaults: SpecDefaults,
         clients: ClientFactory,
@@ -120,6 +131,8 @@ impl ProviderContext {
             dynamic_default_ttl: caches.dynamic_default_ttl,
             tokens: LeaseCache::new(caches.max_entries),
             fingerprints: FingerprintKey::random(),
+            uid_chains: UidChains::new(caches.max_entries),
+            cloud: CloudOptions::default(),
             reads: Coalescer::new(caches.value_cache_ttl, caches.max_entries),
             backend: BackendPolicy {
                 max_response_bytes: caches.max_response_bytes,
@@ -179,62 +192,199 @@ fn auth_error(spec: &SecretProviderSpec, creds: &Credentials, e: BackendError) -
              the gateway's Kubernetes auth config trusts this cluster"
         }
         (ErrorCode::AuthFailed, AccessType::AccessKey) => "; check the access ID and access key",
+        (ErrorCode::AuthFailed, AccessType::UniversalIdentity) => {
+            "; the Universal Identity token in the nodePublishSecretRef key akeylessUIDInitToken is \
+             expired, revoked or not of this access ID: create a new one (akeyless uid-generate-token) \
+             and update the Secret"
+        }
+        (ErrorCode::AuthFailed, AccessType::AwsIam) => {
+            "; check that the Akeyless aws_iam auth method binds the role (or account) that signed"
+        }
+        (ErrorCode::AuthFailed, AccessType::Gcp) => {
+            "; check that the Akeyless gcp auth method binds this Google service account and audience"
+        }
         (ErrorCode::AuthFailed, _) => "; check the access ID and the auth method's bound claims",
         _ => "",
     };
     MountError::new(e.code(), format!("{what} failed: {e}{hint}"))
 }
 
+/// Fails the login of access type `what` with a cloud exchange's message.
+fn cloud_error(creds: &Credentials, what: AccessType, e: impl std::fmt::Display) -> MountError {
+    MountError::new(
+        ErrorCode::AuthFailed,
+        format!(
+            "authentication as access ID {} (access type {what}) failed: {e}",
+            creds.access_id
+        ),
+    )
+}
+
 async fn authenticate(
+    ctx: &ProviderContext,
     client: &AkeylessClient,
     spec: &SecretProviderSpec,
     creds: &Credentials,
+    pod: &crate::request::PodIdentity,
 ) -> Result<AkeylessToken, MountError> {
-    // Azure AD first turns the pod's token into an ARM token (the pod's identity, not ours).
-    let azure_cloud_id = match (&creds.credential, &spec.auth.azure) {
-        (Credential::PodToken { token, .. }, Some(azure))
-            if spec.auth.access_type == AccessType::AzureAd =>
-        {
-            Some(
-                crate::cloud::azure::cloud_id(client.http(), azure, token)
-                    .await
-                    .map_err(|e| {
-                        MountError::new(
-                            ErrorCode::AuthFailed,
-                            format!(
-                                "authentication as access ID {} (access type azure_ad) failed: {e}",
-                                creds.access_id
-                            ),
-                        )
-                    })?,
-            )
-        }
-        _ => None,
-    };
-    let credential = match &creds.credential {
-        Credential::AccessKey(key) => AuthCredential::AccessKey(key),
-        Credential::PodToken { token, .. } => match spec.auth.access_type {
-            AccessType::Kubernetes => AuthCredential::Kubernetes {
-                config_name: spec
-                    .auth
-                    .k8s_auth_config_name
-                    .as_deref()
-                    .unwrap_or_default(),
+    let auth = &spec.auth;
+    let login = |credential| login_with(client, spec, creds, credential);
+    match (&creds.credential, auth.access_type) {
+        (Credential::AccessKey(key), _) => login(AuthCredential::AccessKey(key)).await,
+        (Credential::UidToken(init), _) => uid_login(ctx, client, spec, creds, init).await,
+        (Credential::PodToken { token, .. }, AccessType::Kubernetes) => {
+            login(AuthCredential::Kubernetes {
+                config_name: auth.k8s_auth_config_name.as_deref().unwrap_or_default(),
                 service_account_token: token,
-            },
-            AccessType::AzureAd => match &azure_cloud_id {
-                Some(cloud_id) => AuthCredential::AzureAd { cloud_id },
-                None => {
-                    return Err(MountError::internal(
-                        "azure_ad without its workload identity settings",
-                    ));
+            })
+            .await
+        }
+        (Credential::PodToken { token, .. }, AccessType::AzureAd) => {
+            // Azure AD first turns the pod's token into an ARM token (the pod's identity, not ours).
+            let azure = auth.azure.as_ref().ok_or_else(|| {
+                MountError::internal("azure_ad without its workload identity settings")
+            })?;
+            let cloud_id = crate::cloud::azure::cloud_id(client.http(), azure, token)
+                .await
+                .map_err(|e| cloud_error(creds, AccessType::AzureAd, e))?;
+            login(AuthCredential::AzureAd {
+                cloud_id: &cloud_id,
+            })
+            .await
+        }
+        (credential, AccessType::AwsIam) => {
+            let aws = auth
+                .aws
+                .as_ref()
+                .ok_or_else(|| MountError::internal("aws_iam without its settings"))?;
+            let aws_credentials = match (credential, &aws.role_arn) {
+                (Credential::PodToken { token, .. }, Some(role_arn)) => {
+                    let endpoint = ctx
+                        .cloud
+                        .aws_sts_endpoint
+                        .clone()
+                        .unwrap_or_else(|| crate::cloud::aws::sts_url(&aws.region));
+                    let session = crate::cloud::aws::session_name(
+                        pod.namespace.as_deref(),
+                        pod.name.as_deref(),
+                    );
+                    crate::cloud::aws::assume_role_with_web_identity(
+                        client.http(),
+                        &endpoint,
+                        role_arn,
+                        &session,
+                        token,
+                    )
+                    .await
+                    .map_err(|e| cloud_error(creds, AccessType::AwsIam, e))?
                 }
-            },
-            _ => AuthCredential::Jwt(token),
-        },
-    };
+                (Credential::ProviderIdentity, None) => {
+                    ctx.cloud.aws_provider_credentials.clone().ok_or_else(|| {
+                        MountError::invalid(format!(
+                            "parameter {}: access type aws_iam authenticates as the pod through the IAM role \
+                             named by {} (the role's trust policy must trust the pod's service account); \
+                             using the provider's own AWS credentials instead needs the provider flag \
+                             --aws-provider-credentials",
+                            spec::keys::AWS_ROLE_ARN,
+                            spec::keys::AWS_ROLE_ARN
+                        ))
+                    })?
+                }
+                _ => return Err(MountError::internal("aws_iam credential mismatch")),
+            };
+            let cloud_id =
+                crate::cloud::aws::cloud_id(&aws_credentials, &aws.region, SystemTime::now());
+            login(AuthCredential::AwsIam {
+                cloud_id: &cloud_id,
+            })
+            .await
+        }
+        (Credential::ProviderIdentity, AccessType::Gcp) => {
+            let url = ctx.cloud.gcp_metadata_url.as_deref().ok_or_else(|| {
+                MountError::invalid(
+                    "access type gcp authenticates with the node's Google service account (the \
+                     provider's identity, shared by every pod on the node), which needs the provider \
+                     flag --gcp-metadata-identity; per-pod Google identities are not supported yet"
+                        .to_string(),
+                )
+            })?;
+            let audience = auth
+                .gcp_audience
+                .as_deref()
+                .unwrap_or(spec::GCP_DEFAULT_AUDIENCE);
+            let cloud_id = crate::cloud::gcp::cloud_id(client.http(), url, audience)
+                .await
+                .map_err(|e| cloud_error(creds, AccessType::Gcp, e))?;
+            login(AuthCredential::Gcp {
+                cloud_id: &cloud_id,
+            })
+            .await
+        }
+        (Credential::PodToken { token, .. }, _) => login(AuthCredential::Jwt(token)).await,
+        (Credential::ProviderIdentity, _) => {
+            Err(MountError::internal("no credential for this access type"))
+        }
+    }
+}
+
+async fn login_with(
+    client: &AkeylessClient,
+    spec: &SecretProviderSpec,
+    creds: &Credentials,
+    credential: AuthCredential<'_>,
+) -> Result<AkeylessToken, MountError> {
     client
         .authenticate(&creds.access_id, credential)
+        .await
+        .map_err(|e| auth_error(spec, creds, e))
+}
+
+/// Universal Identity: continues this identity's rotation chain and logs in with its newest
+/// token. The first login forks a child token from the init token in the Secret (`fork`), so
+/// the Secret's token stays valid for other nodes and after a restart; later logins rotate the
+/// child, which Akeyless then replaces. When the remembered child is refused (it expired while
+/// unused, or was revoked), the chain starts again from the init token.
+async fn uid_login(
+    ctx: &ProviderContext,
+    client: &AkeylessClient,
+    spec: &SecretProviderSpec,
+    creds: &Credentials,
+    init: &SecretString,
+) -> Result<AkeylessToken, MountError> {
+    let key = UidChainKey::new(
+        &ctx.fingerprints,
+        &spec.connection.gateways,
+        &creds.access_id,
+        init,
+    );
+    let chain = ctx.uid_chains.chain(&key);
+    let mut held = chain.lock().await;
+    let rotated = match held.as_ref() {
+        Some(current) => match client.rotate_uid_token(current, false).await {
+            Ok(next) => Some(next),
+            Err(e) if e.code() == ErrorCode::AuthFailed => {
+                tracing::info!(
+                    access_id = %creds.access_id,
+                    "the remembered Universal Identity token was refused; starting again from the init token"
+                );
+                *held = None;
+                None
+            }
+            Err(e) => return Err(auth_error(spec, creds, e)),
+        },
+        None => None,
+    };
+    let next = match rotated {
+        Some(next) => next,
+        None => client
+            .rotate_uid_token(init, true)
+            .await
+            .map_err(|e| auth_error(spec, creds, e))?,
+    };
+    *held = Some(SecretString::from(next.expose_secret().to_string()));
+    drop(held);
+    client
+        .authenticate(&creds.access_id, AuthCredential::UniversalIdentity(&next))
         .await
         .map_err(|e| auth_error(spec, creds, e))
 }
@@ -579,19 +729,20 @@ async fn login(
     spec: &SecretProviderSpec,
     creds: &Credentials,
     key: Option<&TokenKey>,
+    pod: &crate::request::PodIdentity,
     now: SystemTime,
 ) -> Result<(AkeylessToken, bool), MountError> {
     match key {
         Some(key) => {
             ctx.tokens
                 .get_or_fetch(key, now, || async {
-                    let token = authenticate(client, spec, creds).await?;
+                    let token = authenticate(ctx, client, spec, creds, pod).await?;
                     let renew_at = identity::token_renewal(now, token.expiration.as_deref());
                     Ok::<_, MountError>((token, renew_at))
                 })
                 .await
         }
-        None => Ok((authenticate(client, spec, creds).await?, false)),
+        None => Ok((authenticate(ctx, client, spec, creds, pod).await?, false)),
     }
 }
 
@@ -626,7 +777,7 @@ pub async fn mount_with_deadline(
         now,
     };
 
-    let (token, cached) = login(ctx, &client, &spec, &creds, key.as_ref(), now).await?;
+    let (token, cached) = login(ctx, &client, &spec, &creds, key.as_ref(), &req.pod, now).await?;
     if key.is_some() {
         ctx.backend.metrics.auth_cache(cached);
         ctx.backend.metrics.auth_cache_size(ctx.tokens.len());
@@ -639,7 +790,8 @@ pub async fn mount_with_deadline(
                 ctx.tokens.invalidate(key);
             }
             tracing::debug!("a cached Akeyless token was refused; logging in again");
-            let (token, _) = login(ctx, &client, &spec, &creds, key.as_ref(), now).await?;
+            let (token, _) =
+                login(ctx, &client, &spec, &creds, key.as_ref(), &req.pod, now).await?;
             mount.read_and_render(&token, false).await
         }
         other => other,

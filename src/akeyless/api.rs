@@ -20,9 +20,30 @@ pub struct AuthRequest<'a> {
     pub k8s_service_account_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt: Option<&'a str>,
-    /// base64 of a cloud credential (azure_ad: the ARM access token).
+    /// base64 of a cloud credential (azure_ad: the ARM access token; aws_iam: the signed
+    /// GetCallerIdentity request; gcp: the ID token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud_id: Option<&'a str>,
+    /// universal_identity: the `u-` token. Akeyless's v4.1 schema names it `uid_token`, the
+    /// newer one `uid-token`; both are sent.
+    #[serde(rename = "uid_token", skip_serializing_if = "Option::is_none")]
+    pub uid_token_v41: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid_token: Option<&'a str>,
+}
+
+/// `POST /uid-rotate-token`: a new token of the same Universal Identity. With `fork`, a new
+/// child token is created and the presented token stays valid.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UidRotateTokenRequest<'a> {
+    pub uid_token: &'a str,
+    pub fork: bool,
+}
+
+#[derive(Deserialize)]
+pub struct UidRotateTokenResponse {
+    pub token: SecretString,
 }
 
 #[derive(Deserialize)]

@@ -30,6 +30,7 @@ pub enum Operation {
     GetCertificateValue,
     GetDynamicSecretValue,
     GetPkiCertificate,
+    UidRotateToken,
 }
 
 impl Operation {
@@ -48,6 +49,7 @@ impl Operation {
             Operation::GetCertificateValue => "/get-certificate-value",
             Operation::GetDynamicSecretValue => "/get-dynamic-secret-value",
             Operation::GetPkiCertificate => "/get-pki-certificate",
+            Operation::UidRotateToken => "/uid-rotate-token",
         }
     }
 }
@@ -83,7 +85,7 @@ impl BackendError {
     pub fn code(&self) -> ErrorCode {
         match self {
             BackendError::Status { op, status, .. } => match (*status, op) {
-                (401 | 403, Operation::Auth) => ErrorCode::AuthFailed,
+                (401 | 403, Operation::Auth | Operation::UidRotateToken) => ErrorCode::AuthFailed,
                 (401 | 403, _) => ErrorCode::PermissionDenied,
                 (404, _) => ErrorCode::NotFound,
                 (429, _) => ErrorCode::Throttled,
@@ -152,6 +154,16 @@ pub enum AuthCredential<'a> {
     AzureAd {
         cloud_id: &'a SecretString,
     },
+    /// AWS IAM: base64 of the signed, unsent STS GetCallerIdentity request.
+    AwsIam {
+        cloud_id: &'a SecretString,
+    },
+    /// GCP: base64 of a Google ID token.
+    Gcp {
+        cloud_id: &'a SecretString,
+    },
+    /// Universal Identity: a `u-` token.
+    UniversalIdentity(&'a SecretString),
 }
 
 /// A client bound to one connection spec (gateway list, TLS roots, cache preference) and one
@@ -278,12 +290,44 @@ impl AkeylessClient {
                 request.access_type = "azure_ad";
                 request.cloud_id = Some(cloud_id.expose_secret());
             }
+            AuthCredential::AwsIam { cloud_id } => {
+                request.access_type = "aws_iam";
+                request.cloud_id = Some(cloud_id.expose_secret());
+            }
+            AuthCredential::Gcp { cloud_id } => {
+                request.access_type = "gcp";
+                request.cloud_id = Some(cloud_id.expose_secret());
+            }
+            AuthCredential::UniversalIdentity(token) => {
+                request.access_type = "universal_identity";
+                request.uid_token = Some(token.expose_secret());
+                request.uid_token_v41 = Some(token.expose_secret());
+            }
         }
         let response: AuthResponse = self.call(Operation::Auth, &request).await?;
         Ok(AkeylessToken {
             token: response.token,
             expiration: response.expiration,
         })
+    }
+
+    /// `POST /uid-rotate-token`: the next token of a Universal Identity. `fork` creates a new
+    /// child token and leaves `uid_token` valid; without it `uid_token` is replaced.
+    pub async fn rotate_uid_token(
+        &self,
+        uid_token: &SecretString,
+        fork: bool,
+    ) -> Result<SecretString, BackendError> {
+        let request = UidRotateTokenRequest {
+            uid_token: uid_token.expose_secret(),
+            fork,
+        };
+        let response: UidRotateTokenResponse =
+            self.call(Operation::UidRotateToken, &request).await?;
+        if response.token.expose_secret().trim().is_empty() {
+            return Err(self.bad_response(Operation::UidRotateToken, "the answer has no token"));
+        }
+        Ok(response.token)
     }
 
     /// `POST /describe-item`: the item's type and latest version.

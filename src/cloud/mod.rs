@@ -1,4 +1,82 @@
 //! Cloud identity exchanges: turning the mounting pod's service-account token into the cloud
 //! credential Akeyless verifies (`cloud-id`). Each cloud keeps its protocol in its own module.
+//! Paths that use the provider's own cloud identity instead of the pod's are opt-in flags
+//! ([`CloudArgs`]), logged at start.
 
+pub mod aws;
 pub mod azure;
+pub mod gcp;
+pub mod sigv4;
+
+use clap::Args;
+
+/// Provider flags for cloud identities.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CloudArgs {
+    /// AWS STS endpoint for AssumeRoleWithWebIdentity (aws_iam with akeylessAWSRoleARN).
+    /// Default: the regional endpoint https://sts.<akeylessAWSRegion>.amazonaws.com/.
+    #[arg(long, env = "AKEYLESS_CSI_AWS_STS_ENDPOINT")]
+    pub aws_sts_endpoint: Option<String>,
+    /// Let aws_iam SPCs without akeylessAWSRoleARN sign with the provider's own AWS
+    /// credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, read at start).
+    /// Every such pod then authenticates as the provider, not as itself. Off by default.
+    #[arg(long, env = "AKEYLESS_CSI_AWS_PROVIDER_CREDENTIALS")]
+    pub aws_provider_credentials: bool,
+    /// Let gcp SPCs authenticate with the ID token of the node's (the provider's) Google
+    /// service account from the metadata server. Every such pod then authenticates as the
+    /// provider, not as itself. Off by default.
+    #[arg(long, env = "AKEYLESS_CSI_GCP_METADATA_IDENTITY")]
+    pub gcp_metadata_identity: bool,
+    /// Base URL of the GCP metadata server.
+    #[arg(long, env = "AKEYLESS_CSI_GCP_METADATA_URL", default_value = gcp::DEFAULT_METADATA_URL)]
+    pub gcp_metadata_url: String,
+}
+
+/// The cloud settings of the running provider.
+#[derive(Clone, Debug, Default)]
+pub struct CloudOptions {
+    /// `None`: the regional STS endpoint.
+    pub aws_sts_endpoint: Option<String>,
+    /// The provider's own AWS credentials, only when opted in.
+    pub aws_provider_credentials: Option<aws::AwsCredentials>,
+    /// The metadata server's base URL, only when opted in.
+    pub gcp_metadata_url: Option<String>,
+}
+
+impl CloudArgs {
+    /// Validates the flags and reads opted-in credentials; logs every opt-in.
+    pub fn options(&self) -> Result<CloudOptions, String> {
+        let aws_sts_endpoint = match &self.aws_sts_endpoint {
+            Some(url) => Some(
+                crate::spec::normalize_gateway_url(url)
+                    .map_err(|e| format!("--aws-sts-endpoint {e}"))?,
+            ),
+            None => None,
+        };
+        let aws_provider_credentials = if self.aws_provider_credentials {
+            let creds = aws::AwsCredentials::from_env()?;
+            tracing::warn!(
+                "--aws-provider-credentials: aws_iam SPCs without akeylessAWSRoleARN authenticate to Akeyless with the provider's own AWS identity, not the pod's"
+            );
+            Some(creds)
+        } else {
+            None
+        };
+        let gcp_metadata_url = if self.gcp_metadata_identity {
+            let url = crate::spec::normalize_gateway_url(&self.gcp_metadata_url)
+                .map_err(|e| format!("--gcp-metadata-url {e}"))?;
+            tracing::warn!(
+                metadata_url = %url,
+                "--gcp-metadata-identity: gcp SPCs authenticate to Akeyless with the node's (the provider's) Google identity, not the pod's"
+            );
+            Some(url)
+        } else {
+            None
+        };
+        Ok(CloudOptions {
+            aws_sts_endpoint,
+            aws_provider_credentials,
+            gcp_metadata_url,
+        })
+    }
+}

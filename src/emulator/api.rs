@@ -29,6 +29,7 @@ pub(crate) enum Command {
     GetCertificateValue,
     GetDynamicSecretValue,
     GetPkiCertificate,
+    UidRotateToken,
 }
 
 impl Command {
@@ -42,6 +43,7 @@ impl Command {
             "/get-certificate-value" => Self::GetCertificateValue,
             "/get-dynamic-secret-value" => Self::GetDynamicSecretValue,
             "/get-pki-certificate" => Self::GetPkiCertificate,
+            "/uid-rotate-token" => Self::UidRotateToken,
             _ => return None,
         })
     }
@@ -57,6 +59,7 @@ impl Command {
             Self::GetCertificateValue => "failed to get certificate value",
             Self::GetDynamicSecretValue => "failed to get dynamic secret value",
             Self::GetPkiCertificate => "failed to get pki certificate",
+            Self::UidRotateToken => "failed to rotate token",
         }
     }
 }
@@ -173,6 +176,7 @@ pub(crate) fn execute(
             decode(body).and_then(|r| call.get_dynamic_secret_value(r))
         }
         Command::GetPkiCertificate => decode(body).and_then(|r| call.get_pki_certificate(r)),
+        Command::UidRotateToken => decode(body).and_then(|r| call.uid_rotate_token(r)),
     };
     (call.identity, result)
 }
@@ -219,9 +223,23 @@ struct AuthRequest {
     k8s_service_account_token: Option<String>,
     jwt: Option<String>,
     cloud_id: Option<String>,
+    /// universal_identity, newer schema.
+    uid_token: Option<String>,
+    /// universal_identity, v4.1 schema.
+    #[serde(rename = "uid_token")]
+    uid_token_v41: Option<String>,
     #[allow(dead_code)]
     // decoded only so a wrong JSON type is rejected; the emulator is the gateway
     gateway_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct UidRotateTokenRequest {
+    uid_token: Option<String>,
+    fork: Option<bool>,
+    #[allow(dead_code)] // type-checked only
+    with_manual_ack: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -321,7 +339,14 @@ impl Call<'_> {
             TokenVerifier::Key(self.state.key())
         };
         let now = SystemTime::now();
-        let identity = login(verifier, access_id, method, &req, now).map_err(|reason| {
+        let identity = match method {
+            Some(AuthMethod::UniversalIdentity) => self.uid_login(access_id, &req),
+            Some(AuthMethod::AwsIam { bound_arns }) => {
+                aws_login(self.state, access_id, &bound_arns, &req, now)
+            }
+            other => login(verifier, access_id, other, &req, now),
+        }
+        .map_err(|reason| {
             ApiError::unauthorized(format!(
                 "authentication failed for access id {access_id}: {reason}"
             ))
@@ -348,6 +373,64 @@ impl Call<'_> {
                 "token": token,
             },
         }))
+    }
+
+    /// `universal_identity`: a live `u-` token of this access id.
+    fn uid_login(&self, access_id: &str, req: &AuthRequest) -> Result<Identity, String> {
+        check_access_type(req, "universal_identity")?;
+        let token = non_empty(&req.uid_token)
+            .or(non_empty(&req.uid_token_v41))
+            .ok_or("uid-token is required")?;
+        let data = self.state.lock();
+        match data.uid_tokens.get(token) {
+            Some(t) if t.valid && t.access_id == access_id => Ok(Identity {
+                access_id: access_id.to_owned(),
+                access_type: "universal_identity".to_owned(),
+                namespace: None,
+                service_account: None,
+                pod_uid: None,
+                subject: None,
+            }),
+            _ => Err("invalid, expired or revoked universal identity token".into()),
+        }
+    }
+
+    /// `/uid-rotate-token`: a new token of the same identity. Without `fork` the presented
+    /// token is revoked; with it, a child token is added and the presented one stays valid.
+    fn uid_rotate_token(&mut self, req: UidRotateTokenRequest) -> ApiResult<Value> {
+        let token = required(&req.uid_token, "uid-token")?;
+        let mut data = self.state.lock();
+        let access_id = match data.uid_tokens.get(token) {
+            Some(t) if t.valid => t.access_id.clone(),
+            _ => {
+                return Err(ApiError::unauthorized(
+                    "invalid, expired or revoked universal identity token",
+                ));
+            }
+        };
+        if !req.fork.unwrap_or(false)
+            && let Some(t) = data.uid_tokens.get_mut(token)
+        {
+            t.valid = false;
+        }
+        let next = format!("u-{}", super::util::random_alphanumeric(24));
+        data.uid_tokens.insert(
+            next.clone(),
+            super::state::UidToken {
+                access_id: access_id.clone(),
+                valid: true,
+            },
+        );
+        drop(data);
+        self.identity = Some(Identity {
+            access_id,
+            access_type: "universal_identity".to_owned(),
+            namespace: None,
+            service_account: None,
+            pod_uid: None,
+            subject: None,
+        });
+        Ok(json!({ "token": next }))
     }
 
     fn validate_token(&mut self, req: ValidateTokenRequest) -> ApiResult<Value> {
@@ -749,6 +832,45 @@ fn login(
                 subject: Some(oid.to_owned()),
             })
         }
+        AuthMethod::Gcp {
+            audience,
+            bound_service_accounts,
+        } => {
+            let cloud_id = non_empty(&req.cloud_id).ok_or("cloud-id is required")?;
+            let TokenVerifier::Key(key) = verifier else {
+                return Err("gcp auth cannot use a token review".into());
+            };
+            let token = STANDARD
+                .decode(cloud_id)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or("cloud-id must be base64 of a Google ID token")?;
+            let claims = verify_jwt(key, &token, now)?;
+            if claims.get("iss").and_then(Value::as_str) != Some("https://accounts.google.com") {
+                return Err("the ID token is not issued by Google".into());
+            }
+            if !has_audience(&claims, &audience) {
+                return Err("the ID token's audience is not accepted".into());
+            }
+            let email = claims
+                .get("email")
+                .and_then(Value::as_str)
+                .ok_or("the ID token has no email claim")?;
+            if !bound(&bound_service_accounts, email) {
+                return Err("service account is not bound".into());
+            }
+            Ok(Identity {
+                access_id: access_id.to_owned(),
+                access_type: "gcp".to_owned(),
+                namespace: None,
+                service_account: None,
+                pod_uid: None,
+                subject: Some(email.to_owned()),
+            })
+        }
+        AuthMethod::UniversalIdentity | AuthMethod::AwsIam { .. } => {
+            Err("handled before the generic login".into())
+        }
         AuthMethod::Jwt { bound_subjects } => {
             let jwt = non_empty(&req.jwt).ok_or("jwt is required")?;
             let TokenVerifier::Key(key) = verifier else {
@@ -772,6 +894,37 @@ fn login(
             })
         }
     }
+}
+
+fn check_access_type(req: &AuthRequest, expected: &str) -> Result<(), String> {
+    if req.access_type.as_deref() != Some(expected) {
+        return Err("access type does not match the auth method".into());
+    }
+    Ok(())
+}
+
+/// `aws_iam`: the signed GetCallerIdentity in `cloud-id` must verify and its signer be bound.
+fn aws_login(
+    state: &EmulatorState,
+    access_id: &str,
+    bound_arns: &[String],
+    req: &AuthRequest,
+    now: SystemTime,
+) -> Result<Identity, String> {
+    check_access_type(req, "aws_iam")?;
+    let cloud_id = non_empty(&req.cloud_id).ok_or("cloud-id is required")?;
+    let arn = super::cloud::verify_aws_cloud_id(state, cloud_id, now)?;
+    if !bound(bound_arns, &arn) {
+        return Err("the signer's ARN is not bound".into());
+    }
+    Ok(Identity {
+        access_id: access_id.to_owned(),
+        access_type: "aws_iam".to_owned(),
+        namespace: None,
+        service_account: None,
+        pod_uid: None,
+        subject: Some(arn),
+    })
 }
 
 fn verify_jwt(key: &JwtKey, jwt: &str, now: SystemTime) -> Result<Map<String, Value>, String> {

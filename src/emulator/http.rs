@@ -38,6 +38,11 @@ pub(crate) fn router(state: EmulatorState) -> Router {
             "/azure-ad/{tenant}/oauth2/v2.0/token",
             axum::routing::post(super::azure::token),
         )
+        .route("/aws-sts", axum::routing::post(super::cloud::sts))
+        .route(
+            "/computeMetadata/v1/instance/service-account/identity",
+            axum::routing::get(super::cloud::gcp_identity),
+        )
         .fallback(akeyless_api)
         .with_state(state)
 }

@@ -4,7 +4,8 @@
 //! It answers like Akeyless: `POST /<command>` with kebab-case JSON bodies, snake_case
 //! responses, `{"error": "..."}` bodies, 401 for any unauthorized access (whether or not the
 //! item exists), 404 only for items the caller may see, 400 for malformed requests. Implemented
-//! commands: `/auth` (access_key, k8s, jwt), `/validate-token`, `/describe-item`,
+//! commands: `/auth` (access_key, k8s, jwt, azure_ad, universal_identity, aws_iam, gcp),
+//! `/uid-rotate-token`, `/validate-token`, `/describe-item`,
 //! `/get-secret-value`, `/get-rotated-secret-value`, `/get-certificate-value`,
 //! `/get-dynamic-secret-value`.
 //!
@@ -34,6 +35,7 @@
 mod admin;
 mod api;
 mod azure;
+mod cloud;
 mod faults;
 mod http;
 mod items;

@@ -96,6 +96,36 @@ pub(crate) enum AuthMethod {
     AzureAd {
         bound_object_ids: Vec<String>,
     },
+    /// `universal_identity`: a live `u-` token issued for this access id.
+    UniversalIdentity,
+    /// `aws_iam`: a signed GetCallerIdentity whose signer's ARN is bound (empty: any).
+    AwsIam {
+        bound_arns: Vec<String>,
+    },
+    /// `gcp`: a Google ID token (from the emulated metadata server) for `audience` whose
+    /// `email` is bound (empty: any).
+    Gcp {
+        audience: String,
+        bound_service_accounts: Vec<String>,
+    },
+}
+
+/// A Universal Identity token.
+#[derive(Clone, Debug)]
+pub(crate) struct UidToken {
+    pub access_id: String,
+    /// False once rotated (without fork) or revoked.
+    pub valid: bool,
+}
+
+/// AWS credentials the emulated STS issued (or a registered IAM user's static key).
+#[derive(Clone, Debug)]
+pub(crate) struct AwsKey {
+    pub secret_access_key: String,
+    /// Temporary credentials only.
+    pub session_token: Option<String>,
+    /// The role (or user) ARN these credentials act as.
+    pub arn: String,
 }
 
 impl AuthMethod {
@@ -105,6 +135,9 @@ impl AuthMethod {
             Self::K8s { .. } => "k8s",
             Self::Jwt { .. } => "jwt",
             Self::AzureAd { .. } => "azure_ad",
+            Self::UniversalIdentity => "universal_identity",
+            Self::AwsIam { .. } => "aws_iam",
+            Self::Gcp { .. } => "gcp",
         }
     }
 }
@@ -151,6 +184,14 @@ pub(crate) struct Data {
     pub auth_methods: HashMap<String, AuthMethod>,
     /// Apps of the emulated Azure AD, by client ID.
     pub(crate) azure_apps: HashMap<String, super::azure::AzureApp>,
+    /// Universal Identity tokens by token.
+    pub(crate) uid_tokens: HashMap<String, UidToken>,
+    /// IAM roles of the emulated AWS STS (role ARN → trusted `system:serviceaccount:<ns>:<sa>`).
+    pub(crate) aws_roles: HashMap<String, String>,
+    /// AWS credentials by access key ID.
+    pub(crate) aws_keys: HashMap<String, AwsKey>,
+    /// The Google service account the emulated metadata server answers as.
+    pub(crate) gcp_node_account: Option<String>,
     /// Gateway Kubernetes auth configs by name: k8s auth methods naming one use TokenReview.
     pub k8s_auth_configs: HashMap<String, K8sAuthConfig>,
     pub grants: Vec<Grant>,
@@ -170,6 +211,10 @@ impl Default for Data {
         Self {
             auth_methods: HashMap::new(),
             azure_apps: HashMap::new(),
+            uid_tokens: HashMap::new(),
+            aws_roles: HashMap::new(),
+            aws_keys: HashMap::new(),
+            gcp_node_account: None,
             k8s_auth_configs: HashMap::new(),
             grants: Vec::new(),
             items: HashMap::new(),
@@ -432,6 +477,104 @@ impl EmulatorState {
                 subject: format!("system:serviceaccount:{namespace}:{service_account}"),
             },
         );
+    }
+
+    /// Registers a `universal_identity` auth method and returns its first token (`u-…`).
+    pub fn add_universal_identity_auth(&self, access_id: &str) -> String {
+        self.add_auth_method(access_id, AuthMethod::UniversalIdentity);
+        self.issue_uid_token(access_id)
+    }
+
+    /// Issues another Universal Identity token of `access_id` (as `uid-generate-token` does).
+    pub fn issue_uid_token(&self, access_id: &str) -> String {
+        let token = format!("u-{}", super::util::random_alphanumeric(24));
+        self.lock().uid_tokens.insert(
+            token.clone(),
+            UidToken {
+                access_id: access_id.to_owned(),
+                valid: true,
+            },
+        );
+        token
+    }
+
+    /// Whether a Universal Identity token is still accepted.
+    pub fn uid_token_is_valid(&self, token: &str) -> bool {
+        self.lock().uid_tokens.get(token).is_some_and(|t| t.valid)
+    }
+
+    /// Revokes one Universal Identity token.
+    pub fn revoke_uid_token(&self, token: &str) {
+        if let Some(t) = self.lock().uid_tokens.get_mut(token) {
+            t.valid = false;
+        }
+    }
+
+    /// Revokes every Universal Identity token of `access_id` except `keep`.
+    pub fn revoke_uid_tokens_except(&self, access_id: &str, keep: &str) {
+        for (token, t) in self.lock().uid_tokens.iter_mut() {
+            if t.access_id == access_id && token != keep {
+                t.valid = false;
+            }
+        }
+    }
+
+    /// How many valid Universal Identity tokens `access_id` has.
+    pub fn valid_uid_tokens(&self, access_id: &str) -> usize {
+        self.lock()
+            .uid_tokens
+            .values()
+            .filter(|t| t.valid && t.access_id == access_id)
+            .count()
+    }
+
+    /// Registers an `aws_iam` auth method; empty `bound_arns` accepts any signer.
+    pub fn add_aws_iam_auth(&self, access_id: &str, bound_arns: &[&str]) {
+        self.add_auth_method(
+            access_id,
+            AuthMethod::AwsIam {
+                bound_arns: owned(bound_arns),
+            },
+        );
+    }
+
+    /// Registers an IAM role in the emulated STS (at `<emulator>/aws-sts`) whose trust policy
+    /// admits web-identity tokens of `namespace/service_account` for audience `sts.amazonaws.com`.
+    pub fn add_aws_role(&self, role_arn: &str, namespace: &str, service_account: &str) {
+        self.lock().aws_roles.insert(
+            role_arn.to_owned(),
+            format!("system:serviceaccount:{namespace}:{service_account}"),
+        );
+    }
+
+    /// Registers long-lived AWS credentials (an IAM user) acting as `arn`.
+    pub fn add_aws_user(&self, access_key_id: &str, secret_access_key: &str, arn: &str) {
+        self.lock().aws_keys.insert(
+            access_key_id.to_owned(),
+            AwsKey {
+                secret_access_key: secret_access_key.to_owned(),
+                session_token: None,
+                arn: arn.to_owned(),
+            },
+        );
+    }
+
+    /// Registers a `gcp` auth method for ID tokens of `audience`; empty
+    /// `bound_service_accounts` accepts any.
+    pub fn add_gcp_auth(&self, access_id: &str, audience: &str, bound_service_accounts: &[&str]) {
+        self.add_auth_method(
+            access_id,
+            AuthMethod::Gcp {
+                audience: audience.to_owned(),
+                bound_service_accounts: owned(bound_service_accounts),
+            },
+        );
+    }
+
+    /// The Google service account the emulated metadata server (at
+    /// `<emulator>/computeMetadata/v1/...`) issues ID tokens for; none: it answers 404.
+    pub fn set_gcp_node_service_account(&self, email: &str) {
+        self.lock().gcp_node_account = Some(email.to_owned());
     }
 
     pub(crate) fn add_auth_method(&self, access_id: &str, method: AuthMethod) {

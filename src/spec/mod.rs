@@ -35,6 +35,8 @@ pub mod keys {
     pub const AZURE_TENANT_ID: &str = "akeylessAzureTenantID";
     pub const AZURE_AUTHORITY_HOST: &str = "akeylessAzureAuthorityHost";
     pub const GCP_AUDIENCE: &str = "akeylessGCPAudience";
+    pub const AWS_ROLE_ARN: &str = "akeylessAWSRoleARN";
+    pub const AWS_REGION: &str = "akeylessAWSRegion";
     pub const TOKEN_AUDIENCE: &str = "akeylessTokenAudience";
     pub const TOKEN_SCOPE: &str = "akeylessTokenScope";
     pub const CA_CERT: &str = "akeylessCACert";
@@ -54,6 +56,8 @@ pub mod keys {
         AZURE_TENANT_ID,
         AZURE_AUTHORITY_HOST,
         GCP_AUDIENCE,
+        AWS_ROLE_ARN,
+        AWS_REGION,
         TOKEN_AUDIENCE,
         TOKEN_SCOPE,
         CA_CERT,
@@ -177,7 +181,27 @@ pub struct AuthSettings {
     /// Azure AD workload identity: the pod's token is exchanged for an ARM token of this app.
     pub azure: Option<AzureWorkloadIdentity>,
     pub gcp_audience: Option<String>,
+    /// AWS IAM settings (`aws_iam` only).
+    pub aws: Option<AwsSettings>,
 }
+
+/// How `aws_iam` obtains AWS credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// The role the pod assumes with its own service-account token (EKS IRSA style). `None`:
+    /// the provider's own AWS credentials, only when the provider was started with
+    /// `--aws-provider-credentials`.
+    pub role_arn: Option<String>,
+    /// Region of the STS endpoints (default `us-east-1`).
+    pub region: String,
+}
+
+/// The audience AWS STS expects on a web-identity token (EKS IRSA).
+pub const AWS_TOKEN_AUDIENCE: &str = "sts.amazonaws.com";
+/// The region used when `akeylessAWSRegion` is not set.
+pub const AWS_DEFAULT_REGION: &str = "us-east-1";
+/// The audience of the Google ID token when `akeylessGCPAudience` is not set.
+pub const GCP_DEFAULT_AUDIENCE: &str = "akeyless.io";
 
 /// The Azure AD application a pod federates into (AKS workload identity).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -381,6 +405,51 @@ impl SecretProviderSpec {
             }
             _ => None,
         };
+        let aws = match access_type {
+            AccessType::AwsIam => {
+                let role_arn = params.get(keys::AWS_ROLE_ARN).map(|r| r.trim().to_string());
+                if let Some(arn) = &role_arn
+                    && !valid_role_arn(arn)
+                {
+                    problem(
+                        keys::AWS_ROLE_ARN,
+                        format!(
+                            "parameter {} {arn:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
+                            keys::AWS_ROLE_ARN
+                        ),
+                    );
+                }
+                let region = params
+                    .get(keys::AWS_REGION)
+                    .map(|r| r.trim().to_string())
+                    .unwrap_or_else(|| AWS_DEFAULT_REGION.to_string());
+                if region.is_empty()
+                    || !region
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                {
+                    problem(
+                        keys::AWS_REGION,
+                        format!(
+                            "parameter {} {region:?} is not an AWS region such as us-east-1",
+                            keys::AWS_REGION
+                        ),
+                    );
+                }
+                Some(AwsSettings { role_arn, region })
+            }
+            _ => None,
+        };
+        let gcp_audience = params.get(keys::GCP_AUDIENCE).map(|a| a.trim().to_string());
+        if gcp_audience.as_deref() == Some("") {
+            problem(
+                keys::GCP_AUDIENCE,
+                format!(
+                    "parameter {} is empty; leave it out for the default {GCP_DEFAULT_AUDIENCE}",
+                    keys::GCP_AUDIENCE
+                ),
+            );
+        }
         let token_scope = match params.get(keys::TOKEN_SCOPE) {
             None | Some("pod") => TokenScope::Pod,
             Some("serviceAccount") => TokenScope::ServiceAccount,
@@ -424,17 +493,35 @@ impl SecretProviderSpec {
                 token_scope,
                 azure_object_id: params.get(keys::AZURE_OBJECT_ID).map(str::to_string),
                 azure,
-                gcp_audience: params.get(keys::GCP_AUDIENCE).map(str::to_string),
+                gcp_audience,
+                aws,
             },
             objects,
         })
     }
 }
 
+/// `arn:<partition>:iam::<account>:role/<name>`.
+fn valid_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+        if partition.starts_with("aws")
+            && !account.is_empty()
+            && account.chars().all(|c| c.is_ascii_digit())
+            && resource.strip_prefix("role/").is_some_and(|n| !n.is_empty()))
+}
+
 /// The secret half of authentication, bound from one mount request.
 #[derive(Debug)]
 pub enum Credential {
     AccessKey(SecretString),
+    /// A Universal Identity token (`u-…`) from the nodePublishSecretRef (or the parameters):
+    /// the start of this identity's rotation chain.
+    UidToken(SecretString),
+    /// No credential comes with the mount: the provider's own cloud identity (`aws_iam`
+    /// without a role, `gcp`), usable only when the provider was started with the matching
+    /// opt-in flag.
+    ProviderIdentity,
     /// The mounting pod's service-account token for `audience`.
     PodToken {
         audience: String,
@@ -532,7 +619,22 @@ impl Credentials {
                     ),
                 )
             })?),
-                        AccessType::Kubernetes | AccessType::Jwt | AccessType::AzureAd => {
+            AccessType::UniversalIdentity => {
+                let token = secret_or_param(keys::UID_INIT_TOKEN)
+                    .map(|t| SecretString::from(t.expose_secret().trim().to_string()))
+                    .filter(|t| !t.expose_secret().is_empty());
+                Credential::UidToken(token.ok_or_else(|| {
+                    fail(
+                        keys::UID_INIT_TOKEN,
+                        format!(
+                            "access type universal_identity needs a Universal Identity token (u-…): put it in \
+                             the Secret named by the volume's nodePublishSecretRef under key {}",
+                            keys::UID_INIT_TOKEN
+                        ),
+                    )
+                })?)
+            }
+            AccessType::Kubernetes | AccessType::Jwt | AccessType::AzureAd => {
                 // Azure AD only accepts tokens minted for its exchange audience.
                 let audience = auth.token_audience.as_deref().or(
                     (auth.access_type == AccessType::AzureAd).then_some(AZURE_TOKEN_AUDIENCE),
@@ -541,15 +643,17 @@ impl Credentials {
                     .map_err(|m| fail(keys::TOKEN_AUDIENCE, m))?;
                 Credential::PodToken { audience, token }
             }
-                        other @ (AccessType::UniversalIdentity | AccessType::AwsIam | AccessType::Gcp) => {
-                return Err(fail(
-                    keys::ACCESS_TYPE,
-                    format!(
-                        "access type {other} is not supported by this version of the provider yet; \
-                         use access_key, k8s, jwt or azure_ad"
-                    ),
-                ));
-            }
+            AccessType::AwsIam => match auth.aws.as_ref().and_then(|a| a.role_arn.as_ref()) {
+                // The pod assumes the role with its own token (EKS IRSA audience by default).
+                Some(_) => {
+                    let audience = auth.token_audience.as_deref().or(Some(AWS_TOKEN_AUDIENCE));
+                    let (audience, token) = select_pod_token(tokens, audience, auth.access_type)
+                        .map_err(|m| fail(keys::TOKEN_AUDIENCE, m))?;
+                    Credential::PodToken { audience, token }
+                }
+                None => Credential::ProviderIdentity,
+            },
+            AccessType::Gcp => Credential::ProviderIdentity,
         };
         Ok(Credentials {
             access_id,
@@ -739,6 +843,94 @@ mod tests {
         assert!(
             missing.to_string().contains("only for audiences: a"),
             "{missing}"
+        );
+    }
+
+    #[test]
+    fn universal_identity_token_from_secret_or_parameter() {
+        let p = params(&[
+            ("objects", OBJ),
+            (keys::ACCESS_ID, "p-1"),
+            (keys::ACCESS_TYPE, "universal_identity"),
+            (keys::UID_INIT_TOKEN, "u-inline"),
+        ]);
+        let s = SecretProviderSpec::from_parameters(&p, &SpecDefaults::default()).unwrap();
+        let from_ref = Credentials::resolve(
+            &s.auth,
+            &p,
+            &secrets(&[(keys::UID_INIT_TOKEN, "u-fromref\n")]),
+            &tokens(&[]),
+        )
+        .unwrap();
+        let Credential::UidToken(t) = from_ref.credential else {
+            panic!()
+        };
+        assert_eq!(t.expose_secret(), "u-fromref");
+        let inline = Credentials::resolve(&s.auth, &p, &secrets(&[]), &tokens(&[])).unwrap();
+        assert!(
+            matches!(inline.credential, Credential::UidToken(ref t) if t.expose_secret() == "u-inline")
+        );
+        let p = params(&[
+            ("objects", OBJ),
+            (keys::ACCESS_ID, "p-1"),
+            (keys::ACCESS_TYPE, "universal_identity"),
+        ]);
+        let e = Credentials::resolve(&s.auth, &p, &secrets(&[]), &tokens(&[])).unwrap_err();
+        assert_eq!(e.0[0].location, "parameters.akeylessUIDInitToken", "{e}");
+        assert!(e.to_string().contains("nodePublishSecretRef"), "{e}");
+    }
+
+    #[test]
+    fn aws_iam_role_region_and_token_audience() {
+        let base = [
+            ("objects", OBJ),
+            (keys::ACCESS_ID, "p-1"),
+            (keys::ACCESS_TYPE, "aws_iam"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            params(&all)
+        };
+        let p = with(&[(keys::AWS_ROLE_ARN, "arn:aws:iam::123456789012:role/app")]);
+        let s = SecretProviderSpec::from_parameters(&p, &SpecDefaults::default()).unwrap();
+        let aws = s.auth.aws.clone().unwrap();
+        assert_eq!(aws.region, AWS_DEFAULT_REGION);
+        // The IRSA audience is chosen among several tokens without akeylessTokenAudience.
+        let c = Credentials::resolve(
+            &s.auth,
+            &p,
+            &secrets(&[]),
+            &tokens(&["akeyless", AWS_TOKEN_AUDIENCE]),
+        )
+        .unwrap();
+        assert!(
+            matches!(c.credential, Credential::PodToken { ref audience, .. } if audience == AWS_TOKEN_AUDIENCE)
+        );
+        let e =
+            Credentials::resolve(&s.auth, &p, &secrets(&[]), &tokens(&["akeyless"])).unwrap_err();
+        assert!(e.to_string().contains("sts.amazonaws.com"), "{e}");
+        // Without a role: the provider's identity (allowed only by a provider flag, at login).
+        let p = with(&[]);
+        let s = SecretProviderSpec::from_parameters(&p, &SpecDefaults::default()).unwrap();
+        let c = Credentials::resolve(&s.auth, &p, &secrets(&[]), &tokens(&[])).unwrap();
+        assert!(matches!(c.credential, Credential::ProviderIdentity));
+        let e = SecretProviderSpec::from_parameters(
+            &with(&[
+                (keys::AWS_ROLE_ARN, "arn:aws:iam::123:user/bob"),
+                (keys::AWS_REGION, "US East"),
+            ]),
+            &SpecDefaults::default(),
+        )
+        .unwrap_err();
+        let locations: Vec<&str> = e.0.iter().map(|p| p.location.as_str()).collect();
+        assert_eq!(
+            locations,
+            [
+                "parameters.akeylessAWSRoleARN",
+                "parameters.akeylessAWSRegion"
+            ],
+            "{e}"
         );
     }
 

@@ -24,6 +24,15 @@ pub struct ProviderProcess {
 
 impl ProviderProcess {
     pub async fn start(default_url: &str, extra_args: &[&str]) -> ProviderProcess {
+        Self::start_with_env(default_url, extra_args, &[]).await
+    }
+
+    /// Like [`start`](Self::start), with extra environment variables for the provider.
+    pub async fn start_with_env(
+        default_url: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ProviderProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("providers").join("akeyless.sock");
         let log = std::fs::File::create(dir.path().join("provider.log")).expect("log file");
@@ -44,6 +53,7 @@ impl ProviderProcess {
                 &["--log-level", "debug"][..]
             })
             .args(extra_args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
