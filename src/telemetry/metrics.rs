@@ -452,4 +452,24 @@ mod tests {
         }
         assert!(!text.contains("10.0.0.1"));
     }
+
+    #[test]
+    fn sync_failures_and_last_success() {
+        let m = Metrics::new();
+        m.sync_failure("SecretNotOwned");
+        m.sync_failure("SecretNotOwned");
+        m.sync_failure("AuthFailed");
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        m.sync_success(Some(("team-a", "app")), at);
+        m.sync_success(None, at + Duration::from_secs(5));
+        let text = m.encode();
+        for expected in [
+            "akeyless_csi_provider_sync_failures_total{reason=\"SecretNotOwned\"} 2",
+            "akeyless_csi_provider_sync_failures_total{reason=\"AuthFailed\"} 1",
+            "akeyless_csi_provider_sync_last_success_timestamp_seconds{namespace=\"team-a\",name=\"app\"} 1700000000",
+            "akeyless_csi_provider_sync_last_success_timestamp_seconds{namespace=\"\",name=\"\"} 1700000005",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+    }
 }

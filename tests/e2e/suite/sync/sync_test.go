@@ -596,6 +596,17 @@ func TestGuardsRefuseDriverManagedAndForeignSecrets(t *testing.T) {
 			t.Errorf("Secret %s was modified", s.Name)
 		}
 	}
+	// The failures are counted by reason; successes carry a per-SPC timestamp.
+	text := scrape(t, controllers["sync-1"])
+	for _, want := range []string{
+		`akeyless_csi_provider_sync_failures_total{reason="SecretManagedByDriver"} `,
+		`akeyless_csi_provider_sync_failures_total{reason="SecretNotOwned"} `,
+		fmt.Sprintf(`akeyless_csi_provider_sync_last_success_timestamp_seconds{namespace=%q,name="app"} `, ns),
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	// A namespace outside --namespaces is refused, with an Event.
 	createSPC(t, nsOutside(), "outside", withSecrets(secretObject("outside", "Opaque", "steady", "value")))
 	waitForEvent(t, nsOutside(), "outside", "Warning", "NamespaceNotAllowed")
@@ -690,7 +701,7 @@ func TestLeaderElectionOneWriterAndFailover(t *testing.T) {
 
 var reconcileMetric = regexp.MustCompile(`(?m)^akeyless_csi_provider_sync_reconciles_total\{result="(ok|error)"\} (\d+)`)
 
-func reconciles(t *testing.T, c *controller) int {
+func scrape(t *testing.T, c *controller) string {
 	t.Helper()
 	resp, err := http.Get(c.metrics)
 	if err != nil {
@@ -698,6 +709,12 @@ func reconciles(t *testing.T, c *controller) int {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
+
+func reconciles(t *testing.T, c *controller) int {
+	t.Helper()
+	body := scrape(t, c)
 	n := 0
 	found := false
 	for _, m := range reconcileMetric.FindAllStringSubmatch(string(body), -1) {
