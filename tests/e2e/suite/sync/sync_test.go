@@ -648,6 +648,38 @@ func TestDeletedOrEditedSecretIsRestoredPromptlyAndSPCDeletionRemovesIt(t *testi
 	}
 }
 
+func TestSpecChangesAreReconciledPromptly(t *testing.T) {
+	ns := nsApp()
+	ctx := context.Background()
+	// Interval 1h: only the SPC watch can apply the change within the test's time.
+	createSPC(t, ns, "change", withSecrets(
+		secretObject("change-a", "Opaque", "steady", "value"),
+		secretObject("change-b", "Opaque", "rotating", "value"),
+	))
+	waitForSecret(t, ns, "change-a", 30*time.Second, nil)
+	waitForSecret(t, ns, "change-b", 30*time.Second, nil)
+	spc, err := spcs.SecretsstoreV1().SecretProviderClasses(ns).Get(ctx, "change", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rename a key and stop declaring change-b.
+	spc.Spec.SecretObjects = []*secretsstorev1.SecretObject{secretObject("change-a", "Opaque", "steady", "renamed")}
+	if _, err := spcs.SecretsstoreV1().SecretProviderClasses(ns).Update(ctx, spc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitForSecret(t, ns, "change-a", 20*time.Second, func(s *corev1.Secret) bool {
+		_, old := s.Data["value"]
+		return string(s.Data["renamed"]) == "steady-value" && !old
+	})
+	err = harness.Poll(20*time.Second, 100*time.Millisecond, "the undeclared Secret change-b to be deleted", func() (bool, error) {
+		_, err := getSecret(ns, "change-b")
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Runs last (Go runs tests in file order): it replaces the first controller.
 func TestLeaderElectionOneWriterAndFailover(t *testing.T) {
 	ns := nsApp()
