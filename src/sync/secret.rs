@@ -198,7 +198,6 @@ pub fn to_secret(
 mod tests {
     use super::*;
     use crate::render::RenderedFile;
-    use crate::sync::spc::SecretObjectData;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
     fn rendered(files: &[(&str, &str)]) -> Rendered {
@@ -217,17 +216,8 @@ mod tests {
 
     fn object(name: &str, type_: &str, data: &[(&str, &str)]) -> SecretObject {
         SecretObject {
-            secret_name: name.into(),
-            type_: type_.into(),
             labels: [("team".to_string(), "a".to_string())].into(),
-            annotations: BTreeMap::new(),
-            data: data
-                .iter()
-                .map(|(o, k)| SecretObjectData {
-                    object_name: o.to_string(),
-                    key: k.to_string(),
-                })
-                .collect(),
+            ..crate::sync::spc::tests::object(name, type_, data)
         }
     }
 

@@ -213,7 +213,7 @@ fn is_secret_key(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn spc(provider: &str, annotations: &[(&str, &str)]) -> SecretProviderClass {
@@ -228,7 +228,8 @@ mod tests {
         spc
     }
 
-    fn object(name: &str, type_: &str, data: &[(&str, &str)]) -> SecretObject {
+    /// A `secretObjects` entry mapping (objectName, key) pairs; shared with `secret`'s tests.
+    pub(crate) fn object(name: &str, type_: &str, data: &[(&str, &str)]) -> SecretObject {
         SecretObject {
             secret_name: name.into(),
             type_: type_.into(),

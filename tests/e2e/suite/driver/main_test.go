@@ -12,7 +12,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -22,9 +21,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -110,11 +107,11 @@ func run(m *testing.M) int {
 		"rbac-secretproviderclass.yaml",
 		"rbac-secretprovidersyncing.yaml",
 	} {
-		if out, err := kubectl("apply", "--server-side", "--force-conflicts", "-f", filepath.Join(deploy, f)); err != nil {
+		if out, err := harness.Kubectl("apply", "--server-side", "--force-conflicts", "-f", filepath.Join(deploy, f)); err != nil {
 			return fail("kubectl apply %s: %v\n%s", f, err, out)
 		}
 	}
-	if out, err := kubectl("wait", "--for=condition=established", "--timeout=60s",
+	if out, err := harness.Kubectl("wait", "--for=condition=established", "--timeout=60s",
 		"crd/secretproviderclasses.secrets-store.csi.x-k8s.io",
 		"crd/secretproviderclasspodstatuses.secrets-store.csi.x-k8s.io"); err != nil {
 		return fail("CRDs not established: %v\n%s", err, out)
@@ -127,17 +124,17 @@ func run(m *testing.M) int {
 	}
 
 	// The driver runs as its own service account, with only the RBAC its manifests grant.
-	driverToken, err := serviceAccountToken(ctx, "kube-system", "secrets-store-csi-driver", nil)
+	driverToken, err := harness.ServiceAccountToken(ctx, kube, "kube-system", "secrets-store-csi-driver")
 	if err != nil {
 		return fail("driver token: %v", err)
 	}
 	driverKubeconfig := filepath.Join(workDir, "driver.kubeconfig")
-	if err := writeTokenKubeconfig(driverKubeconfig, env["E2E_API_SERVER"], env["E2E_CA_FILE"], driverToken); err != nil {
+	if err := harness.WriteTokenKubeconfig(driverKubeconfig, env["E2E_API_SERVER"], env["E2E_CA_FILE"], driverToken); err != nil {
 		return fail("%v", err)
 	}
 
 	// The gateway's token reviewer: a service account bound to system:auth-delegator.
-	reviewerToken, err := tokenReviewer(ctx)
+	reviewerToken, err := harness.TokenReviewer(ctx, kube, "akeyless-token-reviewer")
 	if err != nil {
 		return fail("token reviewer: %v", err)
 	}
@@ -217,13 +214,6 @@ func run(m *testing.M) int {
 	return code
 }
 
-func kubectl(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "kubectl", append([]string{"--request-timeout=60s"}, args...)...).CombinedOutput()
-	return string(out), err
-}
-
 // applyCSIDriver creates the driver's CSIDriver object (deploy/csidriver.yaml) with the
 // tokenRequests a cluster admin adds for pod-identity auth (as the Helm chart's
 // `tokenRequests` value does): two audiences, so the SPC must pick one.
@@ -261,54 +251,6 @@ func ensureNode(ctx context.Context) error {
 		return nil
 	}
 	return err
-}
-
-// serviceAccountToken mints a token for namespace/name with the TokenRequest API.
-func serviceAccountToken(ctx context.Context, namespace, name string, spec *authenticationv1.TokenRequestSpec) (string, error) {
-	if spec == nil {
-		spec = &authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](7200)}
-	}
-	tr, err := kube.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
-		&authenticationv1.TokenRequest{Spec: *spec}, metav1.CreateOptions{})
-	if err != nil {
-		return "", err
-	}
-	return tr.Status.Token, nil
-}
-
-func writeTokenKubeconfig(path, server, caFile, token string) error {
-	content := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: e2e
-  cluster: {server: %q, certificate-authority: %q}
-users:
-- name: sa
-  user: {token: %q}
-contexts:
-- name: e2e
-  context: {cluster: e2e, user: sa}
-current-context: e2e
-`, server, caFile, token)
-	return os.WriteFile(path, []byte(content), 0o600)
-}
-
-func tokenReviewer(ctx context.Context) (string, error) {
-	const ns, name = "kube-system", "akeyless-token-reviewer"
-	_, err := kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{
-		ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", err
-	}
-	_, err = kube.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:auth-delegator"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: name}},
-	}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", err
-	}
-	return serviceAccountToken(ctx, ns, name, nil)
 }
 
 // Namespaces of this run (unique per run, so a reused control plane never collides).

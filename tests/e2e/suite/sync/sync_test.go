@@ -21,7 +21,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -31,9 +30,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -115,24 +112,24 @@ func run(m *testing.M) int {
 	crd := filepath.Join(env["E2E_DRIVER_MODULE_DIR"], "deploy", "secrets-store.csi.x-k8s.io_secretproviderclasses.yaml")
 	manifest, _ := filepath.Abs("../../../../deploy/manifests/akeyless-csi-provider-sync.yaml")
 	for _, f := range []string{crd, manifest} {
-		if out, err := kubectl("apply", "--server-side", "--force-conflicts", "-f", f); err != nil {
+		if out, err := harness.Kubectl("apply", "--server-side", "--force-conflicts", "-f", f); err != nil {
 			return fail("kubectl apply %s: %v\n%s", f, err, out)
 		}
 	}
-	if out, err := kubectl("wait", "--for=condition=established", "--timeout=60s",
+	if out, err := harness.Kubectl("wait", "--for=condition=established", "--timeout=60s",
 		"crd/secretproviderclasses.secrets-store.csi.x-k8s.io"); err != nil {
 		return fail("CRD not established: %v\n%s", err, out)
 	}
 	// The controller authenticates as the manifest's ServiceAccount: only its RBAC applies.
-	token, err := saToken(ctx, "kube-system", "akeyless-csi-provider-sync", "")
+	token, err := harness.ServiceAccountToken(ctx, kube, "kube-system", "akeyless-csi-provider-sync")
 	if err != nil {
 		return fail("controller token: %v", err)
 	}
 	syncConfig = filepath.Join(workDir, "sync.kubeconfig")
-	if err := writeTokenKubeconfig(syncConfig, env["E2E_API_SERVER"], env["E2E_CA_FILE"], token); err != nil {
+	if err := harness.WriteTokenKubeconfig(syncConfig, env["E2E_API_SERVER"], env["E2E_CA_FILE"], token); err != nil {
 		return fail("%v", err)
 	}
-	reviewer, err := tokenReviewer(ctx)
+	reviewer, err := harness.TokenReviewer(ctx, kube, "akeyless-sync-token-reviewer")
 	if err != nil {
 		return fail("token reviewer: %v", err)
 	}
@@ -393,7 +390,7 @@ func mountFiles(t *testing.T, ns string) map[string]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	token, err := saToken(ctx, ns, "app", audience)
+	token, err := harness.ServiceAccountToken(ctx, kube, ns, "app", audience)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -767,58 +764,4 @@ func keys(m map[string][]byte) []string {
 		out = append(out, k)
 	}
 	return out
-}
-
-func kubectl(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "kubectl", append([]string{"--request-timeout=60s"}, args...)...).CombinedOutput()
-	return string(out), err
-}
-
-func saToken(ctx context.Context, ns, name, aud string) (string, error) {
-	spec := authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](7200)}
-	if aud != "" {
-		spec.Audiences = []string{aud}
-	}
-	tr, err := kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{Spec: spec}, metav1.CreateOptions{})
-	if err != nil {
-		return "", err
-	}
-	return tr.Status.Token, nil
-}
-
-func writeTokenKubeconfig(path, server, caFile, token string) error {
-	content := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: e2e
-  cluster: {server: %q, certificate-authority: %q}
-users:
-- name: sa
-  user: {token: %q}
-contexts:
-- name: e2e
-  context: {cluster: e2e, user: sa}
-current-context: e2e
-`, server, caFile, token)
-	return os.WriteFile(path, []byte(content), 0o600)
-}
-
-// tokenReviewer: the emulated gateway's TokenReview identity (system:auth-delegator).
-func tokenReviewer(ctx context.Context) (string, error) {
-	const ns, name = "kube-system", "akeyless-sync-token-reviewer"
-	_, err := kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", err
-	}
-	_, err = kube.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:auth-delegator"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: name}},
-	}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", err
-	}
-	return saToken(ctx, ns, name, "")
 }
