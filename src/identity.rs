@@ -31,7 +31,7 @@ pub struct TokenKey {
     pub access_type: AccessType,
     pub auth_config: Option<String>,
     /// The method's other settings that change who Akeyless sees (Azure app, AWS role and
-    /// region, GCP audience).
+    /// region, GCP audience, service account and workload identity provider).
     pub method_settings: Vec<String>,
     pub audience: Option<String>,
     pub namespace: Option<String>,
@@ -148,11 +148,19 @@ fn method_settings(spec: &SecretProviderSpec) -> Vec<String> {
             .iter()
             .flat_map(|a| [a.role_arn.clone().unwrap_or_default(), a.region.clone()])
             .collect(),
-        AccessType::Gcp => vec![
-            auth.gcp_audience
-                .clone()
-                .unwrap_or_else(|| crate::spec::GCP_DEFAULT_AUDIENCE.to_string()),
-        ],
+        AccessType::Gcp => {
+            let mut settings = vec![
+                auth.gcp_audience
+                    .clone()
+                    .unwrap_or_else(|| crate::spec::GCP_DEFAULT_AUDIENCE.to_string()),
+            ];
+            // Workload identity: the impersonated Google service account and the provider.
+            if let Some(wi) = &auth.gcp {
+                settings.push(wi.service_account.clone());
+                settings.push(wi.provider.clone());
+            }
+            settings
+        }
         _ => vec![],
     }
 }
@@ -368,6 +376,67 @@ mod tests {
             a,
             key("arn:aws:iam::1:role/a", "eu-west-1"),
             "another region"
+        );
+
+        // gcp as the pod: the same pod token, another Google service account, provider or
+        // ID-token audience is another identity.
+        const POOL: &str =
+            "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k";
+        const POOL_2: &str =
+            "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k2";
+        let gcp = |gsa: &str, provider: &str, audience: Option<&str>| {
+            let mut pairs = vec![
+                ("akeylessAccessID", "p-1"),
+                ("akeylessAccessType", "gcp"),
+                ("akeylessGCPServiceAccount", gsa),
+                ("akeylessGCPWorkloadIdentityProvider", provider),
+                ("akeylessTokenAudience", "proj.svc.id.goog"),
+                ("objects", "- secretPath: /a\n"),
+            ];
+            pairs.extend(audience.map(|a| ("akeylessGCPAudience", a)));
+            let params = Parameters::new(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+            let spec =
+                SecretProviderSpec::from_parameters(&params, &SpecDefaults::default()).unwrap();
+            let tokens = ServiceAccountTokens::new(BTreeMap::from([(
+                "proj.svc.id.goog".to_string(),
+                ServiceAccountToken {
+                    token: SecretString::from(jwt("ns", "sa")),
+                    expiration: None,
+                },
+            )]));
+            let creds =
+                Credentials::resolve(&spec.auth, &params, &NodePublishSecrets::default(), &tokens)
+                    .unwrap();
+            let pod = PodIdentity {
+                name: Some("p".into()),
+                namespace: Some("ns".into()),
+                uid: Some("uid-1".into()),
+                service_account: Some("sa".into()),
+            };
+            token_key(&FingerprintKey([7; 32]), &spec, &creds, &pod).unwrap()
+        };
+        let g = gcp("a@p.iam.gserviceaccount.com", POOL, None);
+        assert_eq!(g, gcp("a@p.iam.gserviceaccount.com", POOL, None));
+        assert!(g.credential.is_some(), "the pod token is fingerprinted");
+        assert_ne!(
+            g,
+            gcp("b@p.iam.gserviceaccount.com", POOL, None),
+            "another Google service account"
+        );
+        assert_ne!(
+            g,
+            gcp("a@p.iam.gserviceaccount.com", POOL_2, None),
+            "another workload identity provider"
+        );
+        assert_ne!(
+            g,
+            gcp("a@p.iam.gserviceaccount.com", POOL, Some("other")),
+            "another ID-token audience"
         );
     }
 

@@ -299,14 +299,42 @@ async fn authenticate(
             })
             .await
         }
+        (Credential::PodToken { token, audience }, AccessType::Gcp) => {
+            // Workload identity: the pod's token becomes an ID token of the Google service
+            // account the pod may impersonate (the pod's identity, not ours).
+            let wi = auth.gcp.as_ref().ok_or_else(|| {
+                MountError::internal("gcp without its workload identity settings")
+            })?;
+            let id_audience = auth
+                .gcp_audience
+                .as_deref()
+                .unwrap_or(spec::GCP_DEFAULT_AUDIENCE);
+            let cloud_id = crate::cloud::gcp::pod_cloud_id(
+                client.http(),
+                &ctx.cloud.google,
+                wi,
+                audience,
+                id_audience,
+                token,
+            )
+            .await
+            .map_err(|e| cloud_error(creds, AccessType::Gcp, e))?;
+            login(AuthCredential::Gcp {
+                cloud_id: &cloud_id,
+            })
+            .await
+        }
         (Credential::ProviderIdentity, AccessType::Gcp) => {
             let url = ctx.cloud.gcp_metadata_url.as_deref().ok_or_else(|| {
-                MountError::invalid(
-                    "access type gcp authenticates with the node's Google service account (the \
-                     provider's identity, shared by every pod on the node), which needs the provider \
-                     flag --gcp-metadata-identity; per-pod Google identities are not supported yet"
-                        .to_string(),
-                )
+                MountError::invalid(format!(
+                    "access type gcp authenticates as the pod when parameters {} (the Google \
+                     service account to impersonate) and {} (the workload identity provider's STS \
+                     audience) are set: set both. Without them it uses the node's Google service \
+                     account (the provider's identity, shared by every pod on the node), which needs \
+                     the provider flag --gcp-metadata-identity",
+                    spec::keys::GCP_SERVICE_ACCOUNT,
+                    spec::keys::GCP_WORKLOAD_IDENTITY_PROVIDER,
+                ))
             })?;
             let audience = auth
                 .gcp_audience

@@ -1,5 +1,5 @@
 //! Universal Identity, AWS IAM and GCP auth over the real socket, against the emulator (which
-//! also plays AWS STS and the GCP metadata server). Each method runs only when configured, and
+//! also plays AWS STS, Google STS and IAM Credentials, and the GCP metadata server). Each method runs only when configured, and
 //! the provider's own cloud identity only behind its opt-in flag.
 
 mod common;
@@ -348,6 +348,241 @@ async fn gcp_uses_the_node_identity_only_when_opted_in() {
     assert_eq!(plain.state().count("/auth"), 0);
 }
 
+const GKE_PROVIDER: &str = "identitynamespace:proj-1.svc.id.goog:https://container.googleapis.com/v1/projects/proj-1/locations/europe-west1/clusters/c1";
+const GKE_TOKEN_AUDIENCE: &str = "proj-1.svc.id.goog";
+const WEB_GSA: &str = "web@proj-1.iam.gserviceaccount.com";
+const BATCH_GSA: &str = "batch@proj-1.iam.gserviceaccount.com";
+
+fn google_args(url: &str) -> Vec<String> {
+    vec![
+        "--gcp-sts-endpoint".into(),
+        url.to_string(),
+        "--gcp-iam-credentials-endpoint".into(),
+        url.to_string(),
+    ]
+}
+
+/// A gcp SPC as the pod: the pod's token for the GKE identity namespace (besides the usual
+/// `akeyless` one) is exchanged for an ID token of `gsa`.
+fn gcp_pod_request(
+    f: &Fixture,
+    pod: &SimulatedPod,
+    gsa: &str,
+    extra: &[(&str, &str)],
+) -> akeyless_csi_provider::proto::MountRequest {
+    let mut p = params(&[
+        ("akeylessAccessType", "gcp"),
+        ("akeylessAccessID", GCP_ACCESS_ID),
+        ("akeylessGCPServiceAccount", gsa),
+        ("akeylessGCPWorkloadIdentityProvider", GKE_PROVIDER),
+        ("objects", OBJECTS),
+    ]);
+    for (k, v) in extra {
+        p.insert(k.to_string(), v.to_string());
+    }
+    let gke = f.state().issue_service_account_token(
+        &pod.namespace,
+        &pod.service_account,
+        &pod.name,
+        &pod.uid,
+        GKE_TOKEN_AUDIENCE,
+        Duration::from_secs(3600),
+    );
+    driver::mount_request(
+        "spc",
+        &p,
+        pod,
+        &[(GKE_TOKEN_AUDIENCE, &gke), (AUDIENCE, &f.pod_token(pod))],
+        None,
+    )
+}
+
+/// The Google service account each successful request of `path` acted as, in order.
+fn gcp_subjects(f: &Fixture, path: &str) -> Vec<String> {
+    f.state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == path && r.status == 200)
+        .map(|r| {
+            let who = r.identity.expect("a successful request has an identity");
+            assert_eq!(who.access_type, "gcp");
+            who.subject
+                .expect("gcp identities name the Google service account")
+        })
+        .collect()
+}
+
+/// GKE Workload Identity, as the pod and without any provider flag: the pod's token → Google
+/// STS → generateIdToken of the Google service account it may impersonate → /auth gcp. Pods of
+/// different service accounts never share an Akeyless token, even under serviceAccount scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_authenticates_as_the_pod_through_workload_identity() {
+    let f = fixture_with(google_args, &[]).await;
+    let s = f.state();
+    s.allow_gcp_impersonation(GKE_PROVIDER, "team-a", "web", WEB_GSA);
+    s.allow_gcp_impersonation(GKE_PROVIDER, "team-a", "batch", BATCH_GSA);
+    s.add_gcp_auth(GCP_ACCESS_ID, "akeyless.io", &[WEB_GSA, BATCH_GSA]);
+    s.grant_read(GCP_ACCESS_ID, "/cloud/*", &[]);
+    let shared = [("akeylessTokenScope", "serviceAccount")];
+
+    let web_1 = SimulatedPod::new("team-a", "web-1", "uid-web-1", "web");
+    let resp = f
+        .mount(gcp_pod_request(&f, &web_1, WEB_GSA, &shared))
+        .await
+        .unwrap();
+    assert_eq!(
+        files(&resp),
+        vec![("db".into(), 0o644, "cloud-value".into())]
+    );
+    let login = s
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/auth")
+        .unwrap();
+    assert!(
+        login.fields.contains(&"cloud-id".into()),
+        "{:?}",
+        login.fields
+    );
+    assert_eq!(gcp_subjects(&f, "/auth"), [WEB_GSA]);
+
+    // Another pod of the same service account shares the token (serviceAccount scope) ...
+    let web_2 = SimulatedPod::new("team-a", "web-2", "uid-web-2", "web");
+    f.mount(gcp_pod_request(&f, &web_2, WEB_GSA, &shared))
+        .await
+        .unwrap();
+    assert_eq!(s.count("/auth"), 1);
+    // ... a pod of another service account never does: its own exchange and login.
+    let batch = SimulatedPod::new("team-a", "batch-1", "uid-batch-1", "batch");
+    let resp = f
+        .mount(gcp_pod_request(&f, &batch, BATCH_GSA, &shared))
+        .await
+        .unwrap();
+    assert_eq!(resp.files.len(), 1);
+    assert_eq!(gcp_subjects(&f, "/auth"), [WEB_GSA, BATCH_GSA]);
+    assert_eq!(
+        gcp_subjects(&f, "/get-secret-value"),
+        [WEB_GSA, WEB_GSA, BATCH_GSA],
+        "each read used the token of its own pod's identity"
+    );
+
+    // A pod of a service account that may not impersonate web's Google account: IAM
+    // Credentials refuses (403), nothing reaches /auth, no files.
+    let intruder = SimulatedPod::new("team-a", "intruder-1", "uid-intruder-1", "intruder");
+    let msg = expect_error(
+        f.mount(gcp_pod_request(&f, &intruder, WEB_GSA, &[])).await,
+        Code::Unauthenticated,
+        "AuthFailed",
+    );
+    assert!(
+        msg.contains(WEB_GSA)
+            && msg.contains("PERMISSION_DENIED")
+            && msg.contains("roles/iam.workloadIdentityUser"),
+        "{msg}"
+    );
+    assert_eq!(s.count("/auth"), 2);
+
+    // A provider whose default token audience the driver didn't deliver: InvalidConfig saying
+    // which audience to add, before any call.
+    let other_provider = "identitynamespace:other.svc.id.goog:https://container.googleapis.com/v1/projects/other/locations/x/clusters/y";
+    let msg = expect_error(
+        f.mount(gcp_pod_request(
+            &f,
+            &web_1,
+            WEB_GSA,
+            &[("akeylessGCPWorkloadIdentityProvider", other_provider)],
+        ))
+        .await,
+        Code::InvalidArgument,
+        "InvalidConfig",
+    );
+    assert!(
+        msg.contains("\"other.svc.id.goog\"") && msg.contains("tokenRequests"),
+        "{msg}"
+    );
+    // A provider Google STS doesn't know: invalid_target, named with the fix.
+    let msg = expect_error(
+        f.mount(gcp_pod_request(
+            &f,
+            &web_1,
+            WEB_GSA,
+            &[
+                ("akeylessGCPWorkloadIdentityProvider", other_provider),
+                ("akeylessTokenAudience", GKE_TOKEN_AUDIENCE),
+            ],
+        ))
+        .await,
+        Code::Unauthenticated,
+        "AuthFailed",
+    );
+    assert!(
+        msg.contains("Google STS")
+            && msg.contains("invalid_target")
+            && msg.contains(other_provider),
+        "{msg}"
+    );
+    // The pod token of the wrong audience (akeylessTokenAudience picks the `akeyless` one):
+    // STS refuses it as invalid_grant.
+    let msg = expect_error(
+        f.mount(gcp_pod_request(
+            &f,
+            &web_1,
+            WEB_GSA,
+            &[("akeylessTokenAudience", AUDIENCE)],
+        ))
+        .await,
+        Code::Unauthenticated,
+        "AuthFailed",
+    );
+    assert!(
+        msg.contains("invalid_grant") && msg.contains("akeylessTokenAudience"),
+        "{msg}"
+    );
+    // The ID token's audience must be the one the Akeyless auth method accepts.
+    expect_error(
+        f.mount(gcp_pod_request(
+            &f,
+            &web_1,
+            WEB_GSA,
+            &[("akeylessGCPAudience", "https://elsewhere.example")],
+        ))
+        .await,
+        Code::Unauthenticated,
+        "AuthFailed",
+    );
+    assert_eq!(
+        s.count("/auth"),
+        3,
+        "only the wrong ID-token audience reached /auth"
+    );
+
+    // Half the settings: InvalidConfig naming both parameters, before any call.
+    let mut half = gcp_pod_request(&f, &web_1, WEB_GSA, &[]);
+    let mut attributes: serde_json::Value = serde_json::from_str(&half.attributes).unwrap();
+    attributes
+        .as_object_mut()
+        .unwrap()
+        .remove("akeylessGCPWorkloadIdentityProvider");
+    half.attributes = attributes.to_string();
+    let msg = expect_error(f.mount(half).await, Code::InvalidArgument, "InvalidConfig");
+    assert!(
+        msg.contains("akeylessGCPServiceAccount")
+            && msg.contains("akeylessGCPWorkloadIdentityProvider"),
+        "{msg}"
+    );
+    // Without the settings the node's identity is still opt-in only.
+    let msg = expect_error(
+        f.mount(gcp_request(&web_1, None)).await,
+        Code::InvalidArgument,
+        "InvalidConfig",
+    );
+    assert!(
+        msg.contains("akeylessGCPServiceAccount") && msg.contains("--gcp-metadata-identity"),
+        "{msg}"
+    );
+    assert_eq!(s.count("/auth"), 3);
+}
+
 /// Whether `text` holds something shaped like an emulator UID token (`u-` + 24 alphanumerics).
 fn contains_uid_token(text: &str) -> bool {
     text.match_indices("u-").any(|(i, _)| {
@@ -359,10 +594,11 @@ fn contains_uid_token(text: &str) -> bool {
     })
 }
 
-/// At trace level, the UID tokens (init and rotated), the pod's web-identity token, the AWS keys
-/// and the signed request never reach the provider's log.
+/// At trace level, the UID tokens (init and rotated), the pod's web-identity token, the AWS keys,
+/// the signed request, and the pod's GKE token, Google's federated access tokens and ID tokens
+/// never reach the provider's log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trace_logs_hold_no_uid_tokens_or_aws_credentials() {
+async fn trace_logs_hold_no_uid_tokens_or_cloud_credentials() {
     const SECRET: &str = "node-secret-access-key-1111111111111111";
     let f = fixture_with(
         |url| {
@@ -372,6 +608,10 @@ async fn trace_logs_hold_no_uid_tokens_or_aws_credentials() {
                 "--aws-sts-endpoint".into(),
                 format!("{url}/aws-sts"),
                 "--aws-provider-credentials".into(),
+                "--gcp-sts-endpoint".into(),
+                url.to_string(),
+                "--gcp-iam-credentials-endpoint".into(),
+                url.to_string(),
             ]
         },
         &[
@@ -395,6 +635,18 @@ async fn trace_logs_hold_no_uid_tokens_or_aws_credentials() {
     f.mount(request.clone()).await.unwrap();
     // The provider's own (static) credentials: the emulator doesn't know them, so /auth fails.
     let _ = f.mount(aws_request(&f, &web, None)).await;
+    // gcp as the pod: a success, then a refused impersonation.
+    s.allow_gcp_impersonation(GKE_PROVIDER, "team-a", "web", WEB_GSA);
+    s.add_gcp_auth(GCP_ACCESS_ID, "akeyless.io", &[WEB_GSA]);
+    s.grant_read(GCP_ACCESS_ID, "/cloud/*", &[]);
+    let gcp = gcp_pod_request(&f, &web, WEB_GSA, &[]);
+    f.mount(gcp.clone()).await.unwrap();
+    let _ = f
+        .mount(gcp_pod_request(&f, &web, BATCH_GSA, &[]))
+        .await
+        .unwrap_err();
+    let gcp_issued = s.gcp_tokens_issued();
+    assert_eq!(gcp_issued.len(), 3, "two federated tokens and one ID token");
 
     let logs = f.provider.logs();
     assert!(logs.contains("TRACE"), "trace logging was on");
@@ -412,6 +664,19 @@ async fn trace_logs_hold_no_uid_tokens_or_aws_credentials() {
     )
     .unwrap();
     let web_identity = tokens["sts.amazonaws.com"]["token"].as_str().unwrap();
+    let gcp_attributes: serde_json::Value = serde_json::from_str(&gcp.attributes).unwrap();
+    let gcp_tokens: serde_json::Value = serde_json::from_str(
+        gcp_attributes["csi.storage.k8s.io/serviceAccount.tokens"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let gke_token = gcp_tokens[GKE_TOKEN_AUDIENCE]["token"].as_str().unwrap();
+    assert!(!logs.contains(gke_token), "the pod's GKE token leaked");
+    for issued in &gcp_issued {
+        assert!(!logs.contains(issued.as_str()), "a Google token leaked");
+    }
+    assert!(!logs.contains("ya29."), "a Google access token leaked");
     for (what, secret) in [
         ("web-identity token", web_identity),
         ("secret access key", SECRET),

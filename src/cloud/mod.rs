@@ -1,7 +1,7 @@
 //! Cloud identity exchanges: turning the mounting pod's service-account token into the cloud
 //! credential Akeyless verifies (`cloud-id`). Each cloud keeps its protocol in its own module.
 //! Paths that use the provider's own cloud identity instead of the pod's are opt-in flags
-//! ([`CloudArgs`]), logged at start.
+//! ([`CloudArgs`]), logged at start. The endpoints of the pod's exchanges are flags too.
 
 pub mod aws;
 pub mod azure;
@@ -11,7 +11,7 @@ pub mod sigv4;
 use clap::Args;
 
 /// Provider flags for cloud identities.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone)]
 pub struct CloudArgs {
     /// AWS STS endpoint for AssumeRoleWithWebIdentity (aws_iam with akeylessAWSRoleARN).
     /// Default: the regional endpoint https://sts.<akeylessAWSRegion>.amazonaws.com/.
@@ -30,6 +30,31 @@ pub struct CloudArgs {
     /// Base URL of the GCP metadata server.
     #[arg(long, env = "AKEYLESS_CSI_GCP_METADATA_URL", default_value = gcp::DEFAULT_METADATA_URL)]
     pub gcp_metadata_url: String,
+    /// Google STS, where gcp SPCs with akeylessGCPWorkloadIdentityProvider exchange the pod's
+    /// token (POST <endpoint>/v1/token).
+    #[arg(long, env = "AKEYLESS_CSI_GCP_STS_ENDPOINT", default_value = gcp::DEFAULT_STS_URL)]
+    pub gcp_sts_endpoint: String,
+    /// Google IAM Credentials, where the pod's federated token asks for an ID token of
+    /// akeylessGCPServiceAccount (POST <endpoint>/v1/projects/-/serviceAccounts/…:generateIdToken).
+    #[arg(
+        long,
+        env = "AKEYLESS_CSI_GCP_IAM_CREDENTIALS_ENDPOINT",
+        default_value = gcp::DEFAULT_IAM_CREDENTIALS_URL
+    )]
+    pub gcp_iam_credentials_endpoint: String,
+}
+
+impl Default for CloudArgs {
+    fn default() -> Self {
+        CloudArgs {
+            aws_sts_endpoint: None,
+            aws_provider_credentials: false,
+            gcp_metadata_identity: false,
+            gcp_metadata_url: gcp::DEFAULT_METADATA_URL.to_string(),
+            gcp_sts_endpoint: gcp::DEFAULT_STS_URL.to_string(),
+            gcp_iam_credentials_endpoint: gcp::DEFAULT_IAM_CREDENTIALS_URL.to_string(),
+        }
+    }
 }
 
 /// The cloud settings of the running provider.
@@ -41,6 +66,8 @@ pub struct CloudOptions {
     pub aws_provider_credentials: Option<aws::AwsCredentials>,
     /// The metadata server's base URL, only when opted in.
     pub gcp_metadata_url: Option<String>,
+    /// Google STS and IAM Credentials, for `gcp` as the pod.
+    pub google: gcp::GoogleEndpoints,
 }
 
 impl CloudArgs {
@@ -73,10 +100,44 @@ impl CloudArgs {
         } else {
             None
         };
+        let google = gcp::GoogleEndpoints {
+            sts: crate::spec::normalize_gateway_url(&self.gcp_sts_endpoint)
+                .map_err(|e| format!("--gcp-sts-endpoint {e}"))?,
+            iam_credentials: crate::spec::normalize_gateway_url(&self.gcp_iam_credentials_endpoint)
+                .map_err(|e| format!("--gcp-iam-credentials-endpoint {e}"))?,
+        };
         Ok(CloudOptions {
             aws_sts_endpoint,
             aws_provider_credentials,
             gcp_metadata_url,
+            google,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn google_endpoints_default_and_are_validated() {
+        let options = CloudArgs::default().options().unwrap();
+        assert_eq!(options.google, gcp::GoogleEndpoints::default());
+        assert_eq!(options.google.sts, "https://sts.googleapis.com");
+        assert_eq!(
+            options.gcp_metadata_url, None,
+            "the node's identity stays opt-in"
+        );
+        let args = CloudArgs {
+            gcp_sts_endpoint: "http://127.0.0.1:8080/".into(),
+            ..CloudArgs::default()
+        };
+        assert_eq!(args.options().unwrap().google.sts, "http://127.0.0.1:8080");
+        let bad = CloudArgs {
+            gcp_iam_credentials_endpoint: "ftp://x".into(),
+            ..CloudArgs::default()
+        };
+        let e = bad.options().unwrap_err();
+        assert!(e.starts_with("--gcp-iam-credentials-endpoint"), "{e}");
     }
 }

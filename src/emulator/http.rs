@@ -43,6 +43,11 @@ pub(crate) fn router(state: EmulatorState) -> Router {
             "/computeMetadata/v1/instance/service-account/identity",
             axum::routing::get(super::cloud::gcp_identity),
         )
+        .route("/v1/token", axum::routing::post(super::cloud::google_sts))
+        .route(
+            "/v1/projects/{project}/serviceAccounts/{account}",
+            axum::routing::post(super::cloud::google_generate_id_token),
+        )
         .fallback(akeyless_api)
         .with_state(state)
 }

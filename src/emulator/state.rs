@@ -192,6 +192,16 @@ pub(crate) struct Data {
     pub(crate) aws_keys: HashMap<String, AwsKey>,
     /// The Google service account the emulated metadata server answers as.
     pub(crate) gcp_node_account: Option<String>,
+    /// Workload identity providers of the emulated Google STS: provider audience → the pod-token
+    /// audiences it accepts (empty: Google's default for that provider).
+    pub(crate) gcp_providers: HashMap<String, Vec<String>>,
+    /// Who may impersonate which Google service account: (provider, namespace, Kubernetes
+    /// service account, Google service account email).
+    pub(crate) gcp_impersonation: Vec<(String, String, String, String)>,
+    /// Federated access tokens the emulated STS issued.
+    pub(crate) gcp_access_tokens: HashMap<String, super::cloud::GcpPrincipal>,
+    /// ID tokens the emulated IAM Credentials issued (newest last, bounded), for leak checks.
+    pub(crate) gcp_id_tokens: VecDeque<String>,
     /// Gateway Kubernetes auth configs by name: k8s auth methods naming one use TokenReview.
     pub k8s_auth_configs: HashMap<String, K8sAuthConfig>,
     pub grants: Vec<Grant>,
@@ -215,6 +225,10 @@ impl Default for Data {
             aws_roles: HashMap::new(),
             aws_keys: HashMap::new(),
             gcp_node_account: None,
+            gcp_providers: HashMap::new(),
+            gcp_impersonation: Vec::new(),
+            gcp_access_tokens: HashMap::new(),
+            gcp_id_tokens: VecDeque::new(),
             k8s_auth_configs: HashMap::new(),
             grants: Vec::new(),
             items: HashMap::new(),
@@ -575,6 +589,51 @@ impl EmulatorState {
     /// `<emulator>/computeMetadata/v1/...`) issues ID tokens for; none: it answers 404.
     pub fn set_gcp_node_service_account(&self, email: &str) {
         self.lock().gcp_node_account = Some(email.to_owned());
+    }
+
+    /// Registers a workload identity provider in the emulated Google STS (at `<emulator>/v1/token`)
+    /// that trusts the emulator's issuer. `audience` is what STS requests name it by
+    /// (`//iam.googleapis.com/projects/…/providers/…` or `identitynamespace:…`). Pod tokens must
+    /// carry one of `token_audiences`; empty: Google's default (`https://iam.googleapis.com/…`,
+    /// or the identity namespace `PROJECT.svc.id.goog` for GKE).
+    pub fn add_gcp_workload_identity_provider(&self, audience: &str, token_audiences: &[&str]) {
+        self.lock()
+            .gcp_providers
+            .insert(audience.to_owned(), owned(token_audiences));
+    }
+
+    /// Lets pods of `namespace/service_account`, federated through `provider_audience`, get ID
+    /// tokens of the Google service account `gsa_email` from the emulated IAM Credentials
+    /// (`roles/iam.workloadIdentityUser` on it). Registers the provider with its default token
+    /// audience if it is unknown.
+    pub fn allow_gcp_impersonation(
+        &self,
+        provider_audience: &str,
+        namespace: &str,
+        service_account: &str,
+        gsa_email: &str,
+    ) {
+        let mut data = self.lock();
+        data.gcp_providers
+            .entry(provider_audience.to_owned())
+            .or_default();
+        data.gcp_impersonation.push((
+            provider_audience.to_owned(),
+            namespace.to_owned(),
+            service_account.to_owned(),
+            gsa_email.to_owned(),
+        ));
+    }
+
+    /// Every federated access token and ID token the emulated Google issued (for tests that
+    /// check none leaks).
+    pub fn gcp_tokens_issued(&self) -> Vec<String> {
+        let data = self.lock();
+        data.gcp_access_tokens
+            .keys()
+            .chain(data.gcp_id_tokens.iter())
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn add_auth_method(&self, access_id: &str, method: AuthMethod) {

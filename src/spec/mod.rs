@@ -35,6 +35,8 @@ pub mod keys {
     pub const AZURE_TENANT_ID: &str = "akeylessAzureTenantID";
     pub const AZURE_AUTHORITY_HOST: &str = "akeylessAzureAuthorityHost";
     pub const GCP_AUDIENCE: &str = "akeylessGCPAudience";
+    pub const GCP_SERVICE_ACCOUNT: &str = "akeylessGCPServiceAccount";
+    pub const GCP_WORKLOAD_IDENTITY_PROVIDER: &str = "akeylessGCPWorkloadIdentityProvider";
     pub const AWS_ROLE_ARN: &str = "akeylessAWSRoleARN";
     pub const AWS_REGION: &str = "akeylessAWSRegion";
     pub const TOKEN_AUDIENCE: &str = "akeylessTokenAudience";
@@ -56,6 +58,8 @@ pub mod keys {
         AZURE_TENANT_ID,
         AZURE_AUTHORITY_HOST,
         GCP_AUDIENCE,
+        GCP_SERVICE_ACCOUNT,
+        GCP_WORKLOAD_IDENTITY_PROVIDER,
         AWS_ROLE_ARN,
         AWS_REGION,
         TOKEN_AUDIENCE,
@@ -181,6 +185,9 @@ pub struct AuthSettings {
     /// Azure AD workload identity: the pod's token is exchanged for an ARM token of this app.
     pub azure: Option<AzureWorkloadIdentity>,
     pub gcp_audience: Option<String>,
+    /// GCP workload identity (`gcp` as the pod); `None`: the node's identity behind
+    /// `--gcp-metadata-identity`.
+    pub gcp: Option<GcpWorkloadIdentity>,
     /// AWS IAM settings (`aws_iam` only).
     pub aws: Option<AwsSettings>,
 }
@@ -202,6 +209,70 @@ pub const AWS_TOKEN_AUDIENCE: &str = "sts.amazonaws.com";
 pub const AWS_DEFAULT_REGION: &str = "us-east-1";
 /// The audience of the Google ID token when `akeylessGCPAudience` is not set.
 pub const GCP_DEFAULT_AUDIENCE: &str = "akeyless.io";
+
+/// The Google service account a pod impersonates through workload identity federation (GKE
+/// Workload Identity or a workload identity pool that trusts the cluster's issuer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GcpWorkloadIdentity {
+    /// The Google service account's email, whose ID token goes to Akeyless.
+    pub service_account: String,
+    /// The STS audience: `//iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/P/providers/R`
+    /// or, for GKE, `identitynamespace:PROJECT.svc.id.goog:https://container.googleapis.com/v1/…`.
+    pub provider: String,
+}
+
+impl GcpWorkloadIdentity {
+    /// The pod-token audience the provider accepts unless configured otherwise: the identity
+    /// namespace (`PROJECT.svc.id.goog`) for GKE, `https://iam.googleapis.com/…` for a pool
+    /// provider (Google's default allowed audience).
+    pub fn default_token_audience(&self) -> Option<String> {
+        if let Some(rest) = self.provider.strip_prefix("identitynamespace:") {
+            return rest
+                .split(':')
+                .next()
+                .filter(|ns| !ns.is_empty())
+                .map(str::to_string);
+        }
+        self.provider
+            .strip_prefix("//iam.googleapis.com/")
+            .map(|rest| format!("https://iam.googleapis.com/{rest}"))
+    }
+}
+
+/// `name@domain` with characters safe in a URL path segment (what Google service account
+/// emails look like: `app@PROJECT.iam.gserviceaccount.com`).
+fn valid_gsa_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    };
+    ok(local) && ok(domain) && domain.contains('.')
+}
+
+/// A workload identity pool provider's resource name or a GKE identity namespace audience.
+fn valid_wi_provider(provider: &str) -> bool {
+    if provider.is_empty()
+        || provider
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return false;
+    }
+    if let Some(rest) = provider.strip_prefix("identitynamespace:") {
+        return matches!(rest.split_once(':'), Some((ns, url))
+            if ns.ends_with(".svc.id.goog") && ns.len() > ".svc.id.goog".len() && url.starts_with("https://"));
+    }
+    let Some(rest) = provider.strip_prefix("//iam.googleapis.com/") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    matches!(parts.as_slice(), ["projects", project, "locations", location, "workloadIdentityPools", pool, "providers", name]
+        if [project, location, pool, name].iter().all(|p| !p.is_empty()))
+}
 
 /// The Azure AD application a pod federates into (AKS workload identity).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -450,6 +521,65 @@ impl SecretProviderSpec {
                 ),
             );
         }
+        let gcp = match access_type {
+            AccessType::Gcp => {
+                let get = |key: &str| {
+                    params
+                        .get(key)
+                        .map(|v| v.trim().to_string())
+                        .filter(|v| !v.is_empty())
+                };
+                let service_account = get(keys::GCP_SERVICE_ACCOUNT);
+                let provider = get(keys::GCP_WORKLOAD_IDENTITY_PROVIDER);
+                if let Some(gsa) = &service_account
+                    && !valid_gsa_email(gsa)
+                {
+                    problem(
+                        keys::GCP_SERVICE_ACCOUNT,
+                        format!(
+                            "parameter {} {gsa:?} is not a Google service account email such as \
+                             app@PROJECT_ID.iam.gserviceaccount.com",
+                            keys::GCP_SERVICE_ACCOUNT
+                        ),
+                    );
+                }
+                if let Some(p) = &provider
+                    && !valid_wi_provider(p)
+                {
+                    problem(
+                        keys::GCP_WORKLOAD_IDENTITY_PROVIDER,
+                        format!(
+                            "parameter {} {p:?} is not a workload identity provider: use \
+                             //iam.googleapis.com/projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER, \
+                             or on GKE identitynamespace:PROJECT_ID.svc.id.goog:https://container.googleapis.com/v1/projects/PROJECT_ID/locations/LOCATION/clusters/CLUSTER",
+                            keys::GCP_WORKLOAD_IDENTITY_PROVIDER
+                        ),
+                    );
+                }
+                match (service_account, provider) {
+                    (Some(service_account), Some(provider)) => Some(GcpWorkloadIdentity {
+                        service_account,
+                        provider,
+                    }),
+                    (None, None) => None,
+                    (Some(_), None) | (None, Some(_)) => {
+                        problem(
+                            keys::GCP_SERVICE_ACCOUNT,
+                            format!(
+                                "access type gcp authenticates as the pod only with both {} (the Google service \
+                                 account to impersonate) and {} (the STS audience of the workload identity \
+                                 provider); set both, or neither to use the node's identity (provider flag \
+                                 --gcp-metadata-identity)",
+                                keys::GCP_SERVICE_ACCOUNT,
+                                keys::GCP_WORKLOAD_IDENTITY_PROVIDER
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let token_scope = match params.get(keys::TOKEN_SCOPE) {
             None | Some("pod") => TokenScope::Pod,
             Some("serviceAccount") => TokenScope::ServiceAccount,
@@ -494,6 +624,7 @@ impl SecretProviderSpec {
                 azure_object_id: params.get(keys::AZURE_OBJECT_ID).map(str::to_string),
                 azure,
                 gcp_audience,
+                gcp,
                 aws,
             },
             objects,
@@ -519,7 +650,7 @@ pub enum Credential {
     /// the start of this identity's rotation chain.
     UidToken(SecretString),
     /// No credential comes with the mount: the provider's own cloud identity (`aws_iam`
-    /// without a role, `gcp`), usable only when the provider was started with the matching
+    /// without a role, `gcp` without workload identity), usable only when the provider was started with the matching
     /// opt-in flag.
     ProviderIdentity,
     /// The mounting pod's service-account token for `audience`.
@@ -556,9 +687,12 @@ fn select_pod_token(
                  but the driver sent no tokens: {how_to_fix}"
             )),
             None => Err(format!(
-                "parameter {} is {aud:?} but the driver sent tokens only for audiences: {}",
+                "access type {access_type} uses the pod's token for audience {aud:?} (parameter {}, \
+                 or the access type's default) but the driver sent tokens only for audiences: {}; \
+                 add {aud:?} to the CSIDriver tokenRequests or choose one of these with {}",
                 keys::TOKEN_AUDIENCE,
-                tokens.audiences().collect::<Vec<_>>().join(", ")
+                tokens.audiences().collect::<Vec<_>>().join(", "),
+                keys::TOKEN_AUDIENCE
             )),
         },
         None => match tokens.single() {
@@ -653,7 +787,17 @@ impl Credentials {
                 }
                 None => Credential::ProviderIdentity,
             },
-            AccessType::Gcp => Credential::ProviderIdentity,
+            AccessType::Gcp => match &auth.gcp {
+                // The pod's own token, exchanged at Google STS (workload identity federation).
+                Some(wi) => {
+                    let default = wi.default_token_audience();
+                    let audience = auth.token_audience.as_deref().or(default.as_deref());
+                    let (audience, token) = select_pod_token(tokens, audience, auth.access_type)
+                        .map_err(|m| fail(keys::TOKEN_AUDIENCE, m))?;
+                    Credential::PodToken { audience, token }
+                }
+                None => Credential::ProviderIdentity,
+            },
         };
         Ok(Credentials {
             access_id,
@@ -932,6 +1076,101 @@ mod tests {
             ],
             "{e}"
         );
+    }
+
+    #[test]
+    fn gcp_workload_identity_settings_and_token_audience() {
+        const GSA: &str = "app@proj.iam.gserviceaccount.com";
+        const POOL: &str = "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/k8s/providers/c1";
+        const GKE: &str = "identitynamespace:proj.svc.id.goog:https://container.googleapis.com/v1/projects/proj/locations/eu/clusters/c1";
+        let base = [
+            ("objects", OBJ),
+            (keys::ACCESS_ID, "p-1"),
+            (keys::ACCESS_TYPE, "gcp"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            params(&all)
+        };
+        let resolve = |p: &Parameters, auds: &[&str]| {
+            let s = SecretProviderSpec::from_parameters(p, &SpecDefaults::default()).unwrap();
+            Credentials::resolve(&s.auth, p, &secrets(&[]), &tokens(auds))
+        };
+        let audience_of = |c: Credentials| match c.credential {
+            Credential::PodToken { audience, .. } => audience,
+            other => panic!("not a pod token: {other:?}"),
+        };
+        // GKE: the identity namespace is the default token audience, picked among several.
+        let p = with(&[
+            (keys::GCP_SERVICE_ACCOUNT, GSA),
+            (keys::GCP_WORKLOAD_IDENTITY_PROVIDER, GKE),
+        ]);
+        let s = SecretProviderSpec::from_parameters(&p, &SpecDefaults::default()).unwrap();
+        assert_eq!(
+            s.auth.gcp,
+            Some(GcpWorkloadIdentity {
+                service_account: GSA.into(),
+                provider: GKE.into()
+            })
+        );
+        let c = resolve(&p, &["akeyless", "proj.svc.id.goog"]).unwrap();
+        assert_eq!(audience_of(c), "proj.svc.id.goog");
+        let e = resolve(&p, &["akeyless"]).unwrap_err();
+        assert!(e.to_string().contains("proj.svc.id.goog"), "{e}");
+        // A pool provider: https://iam.googleapis.com/… unless akeylessTokenAudience says otherwise.
+        let p = with(&[
+            (keys::GCP_SERVICE_ACCOUNT, GSA),
+            (keys::GCP_WORKLOAD_IDENTITY_PROVIDER, POOL),
+        ]);
+        let pool_aud = "https://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/k8s/providers/c1";
+        let c = resolve(&p, &["akeyless", pool_aud]).unwrap();
+        assert_eq!(audience_of(c), pool_aud);
+        let chosen = with(&[
+            (keys::GCP_SERVICE_ACCOUNT, GSA),
+            (keys::GCP_WORKLOAD_IDENTITY_PROVIDER, POOL),
+            (keys::TOKEN_AUDIENCE, "custom"),
+        ]);
+        let c = resolve(&chosen, &["custom", pool_aud]).unwrap();
+        assert_eq!(audience_of(c), "custom");
+        // Neither: the node's identity (allowed only by a provider flag, at login).
+        let c = resolve(&with(&[]), &["akeyless"]).unwrap();
+        assert!(matches!(c.credential, Credential::ProviderIdentity));
+        // One without the other, and malformed values, name the parameter.
+        for (extra, location, hint) in [
+            (
+                vec![(keys::GCP_SERVICE_ACCOUNT, GSA)],
+                "parameters.akeylessGCPServiceAccount",
+                "set both",
+            ),
+            (
+                vec![(keys::GCP_WORKLOAD_IDENTITY_PROVIDER, POOL)],
+                "parameters.akeylessGCPServiceAccount",
+                "akeylessGCPWorkloadIdentityProvider",
+            ),
+            (
+                vec![
+                    (keys::GCP_SERVICE_ACCOUNT, "app/../x"),
+                    (keys::GCP_WORKLOAD_IDENTITY_PROVIDER, POOL),
+                ],
+                "parameters.akeylessGCPServiceAccount",
+                "iam.gserviceaccount.com",
+            ),
+            (
+                vec![
+                    (keys::GCP_SERVICE_ACCOUNT, GSA),
+                    (keys::GCP_WORKLOAD_IDENTITY_PROVIDER, "projects/123/pools/x"),
+                ],
+                "parameters.akeylessGCPWorkloadIdentityProvider",
+                "//iam.googleapis.com/projects/PROJECT_NUMBER",
+            ),
+        ] {
+            let e = SecretProviderSpec::from_parameters(&with(&extra), &SpecDefaults::default())
+                .unwrap_err();
+            assert_eq!(e.0.len(), 1, "{e}");
+            assert_eq!(e.0[0].location, location, "{e}");
+            assert!(e.0[0].message.contains(hint), "{e}");
+        }
     }
 
     #[test]
