@@ -192,6 +192,23 @@ pub struct AuthSettings {
     pub aws: Option<AwsSettings>,
 }
 
+impl AuthSettings {
+    /// The audience of the pod token this SPC authenticates with: `akeylessTokenAudience`, else
+    /// the access type's own (Azure AD's exchange audience, EKS's STS audience, the GCP
+    /// workload identity provider's). `None`: the only token the driver delivers. Mounts pick
+    /// the token with it; the sync controller mints its token for it.
+    pub fn pod_token_audience(&self) -> Option<String> {
+        self.token_audience
+            .clone()
+            .or_else(|| match self.access_type {
+                AccessType::AzureAd => Some(AZURE_TOKEN_AUDIENCE.to_owned()),
+                AccessType::AwsIam => Some(AWS_TOKEN_AUDIENCE.to_owned()),
+                AccessType::Gcp => self.gcp.as_ref()?.default_token_audience(),
+                _ => None,
+            })
+    }
+}
+
 /// How `aws_iam` obtains AWS credentials.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AwsSettings {
@@ -742,6 +759,11 @@ impl Credentials {
                 .map(copy_secret)
                 .or_else(|| params.get(key).map(|v| SecretString::from(v.to_string())))
         };
+        let pod_token = |audience: Option<String>| {
+            select_pod_token(tokens, audience.as_deref(), auth.access_type)
+                .map(|(audience, token)| Credential::PodToken { audience, token })
+                .map_err(|m| fail(keys::TOKEN_AUDIENCE, m))
+        };
         let credential = match auth.access_type {
             AccessType::AccessKey => Credential::AccessKey(secret_or_param(keys::ACCESS_KEY).ok_or_else(|| {
                 fail(
@@ -769,35 +791,15 @@ impl Credentials {
                 })?)
             }
             AccessType::Kubernetes | AccessType::Jwt | AccessType::AzureAd => {
-                // Azure AD only accepts tokens minted for its exchange audience.
-                let audience = auth.token_audience.as_deref().or(
-                    (auth.access_type == AccessType::AzureAd).then_some(AZURE_TOKEN_AUDIENCE),
-                );
-                let (audience, token) = select_pod_token(tokens, audience, auth.access_type)
-                    .map_err(|m| fail(keys::TOKEN_AUDIENCE, m))?;
-                Credential::PodToken { audience, token }
+                pod_token(auth.pod_token_audience())?
             }
-            AccessType::AwsIam => match auth.aws.as_ref().and_then(|a| a.role_arn.as_ref()) {
-                // The pod assumes the role with its own token (EKS IRSA audience by default).
-                Some(_) => {
-                    let audience = auth.token_audience.as_deref().or(Some(AWS_TOKEN_AUDIENCE));
-                    let (audience, token) = select_pod_token(tokens, audience, auth.access_type)
-                        .map_err(|m| fail(keys::TOKEN_AUDIENCE, m))?;
-                    Credential::PodToken { audience, token }
-                }
-                None => Credential::ProviderIdentity,
-            },
-            AccessType::Gcp => match &auth.gcp {
-                // The pod's own token, exchanged at Google STS (workload identity federation).
-                Some(wi) => {
-                    let default = wi.default_token_audience();
-                    let audience = auth.token_audience.as_deref().or(default.as_deref());
-                    let (audience, token) = select_pod_token(tokens, audience, auth.access_type)
-                        .map_err(|m| fail(keys::TOKEN_AUDIENCE, m))?;
-                    Credential::PodToken { audience, token }
-                }
-                None => Credential::ProviderIdentity,
-            },
+            // aws_iam without a role and gcp without workload identity use the provider's own
+            // identity (only when its flag allows).
+            AccessType::AwsIam if auth.aws.as_ref().is_some_and(|a| a.role_arn.is_some()) => {
+                pod_token(auth.pod_token_audience())?
+            }
+            AccessType::Gcp if auth.gcp.is_some() => pod_token(auth.pod_token_audience())?,
+            AccessType::AwsIam | AccessType::Gcp => Credential::ProviderIdentity,
         };
         Ok(Credentials {
             access_id,

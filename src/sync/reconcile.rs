@@ -353,28 +353,15 @@ async fn render(
     namespace: &str,
 ) -> Result<Vec<DesiredSecret>, SyncError> {
     let parameters = Parameters::new(spc.spec.parameters.clone());
-    // The audience the mount will look for: the SPC's choice, Azure's fixed exchange audience,
-    // the audience a GCP workload identity provider accepts, else the controller's default.
-    let gcp_audience = || {
-        let wi = crate::spec::GcpWorkloadIdentity {
-            service_account: String::new(),
-            provider: parameters
-                .get(crate::spec::keys::GCP_WORKLOAD_IDENTITY_PROVIDER)?
-                .trim()
-                .to_owned(),
-        };
-        wi.default_token_audience()
-    };
-    let audience = match parameters.get(crate::spec::keys::TOKEN_AUDIENCE) {
-        Some(a) => a.to_owned(),
-        None if parameters.get(crate::spec::keys::ACCESS_TYPE) == Some("azure_ad") => {
-            crate::spec::AZURE_TOKEN_AUDIENCE.to_owned()
-        }
-        None if parameters.get(crate::spec::keys::ACCESS_TYPE) == Some("gcp") => {
-            gcp_audience().unwrap_or_else(|| ctx.options.default_audience.clone())
-        }
-        None => ctx.options.default_audience.clone(),
-    };
+    // Checked before any token is minted; the mount parses it again, with the token.
+    let spec =
+        crate::spec::SecretProviderSpec::from_parameters(&parameters, &ctx.provider.defaults)
+            .map_err(|e| SyncError::Mount(e.into()))?;
+    // The audience the mount will pick the token by, else the controller's default.
+    let audience = spec
+        .auth
+        .pod_token_audience()
+        .unwrap_or_else(|| ctx.options.default_audience.clone());
     let token = ctx
         .tokens
         .token(namespace, &settings.service_account, &audience)
