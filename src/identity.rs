@@ -334,40 +334,50 @@ mod tests {
         );
     }
 
+    /// The token key of pod `ns/sa` (uid-1) mounting with `params` and one pod token for
+    /// `audience`.
+    fn pod_key(params: &[(&str, &str)], audience: &str) -> TokenKey {
+        let params = Parameters::new(
+            [
+                ("akeylessAccessID", "p-1"),
+                ("objects", "- secretPath: /a\n"),
+            ]
+            .iter()
+            .chain(params)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+        let spec = SecretProviderSpec::from_parameters(&params, &SpecDefaults::default()).unwrap();
+        let tokens = ServiceAccountTokens::new(BTreeMap::from([(
+            audience.to_string(),
+            ServiceAccountToken {
+                token: SecretString::from(jwt("ns", "sa")),
+                expiration: None,
+            },
+        )]));
+        let creds =
+            Credentials::resolve(&spec.auth, &params, &NodePublishSecrets::default(), &tokens)
+                .unwrap();
+        let pod = PodIdentity {
+            name: Some("p".into()),
+            namespace: Some("ns".into()),
+            uid: Some("uid-1".into()),
+            service_account: Some("sa".into()),
+        };
+        token_key(&FingerprintKey([7; 32]), &spec, &creds, &pod).unwrap()
+    }
+
     #[test]
     fn cloud_settings_separate_identities() {
         let key = |role: &str, region: &str| {
-            let params = Parameters::new(
-                [
-                    ("akeylessAccessID", "p-1"),
+            pod_key(
+                &[
                     ("akeylessAccessType", "aws_iam"),
                     ("akeylessAWSRoleARN", role),
                     ("akeylessAWSRegion", region),
-                    ("objects", "- secretPath: /a\n"),
-                ]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            );
-            let spec =
-                SecretProviderSpec::from_parameters(&params, &SpecDefaults::default()).unwrap();
-            let tokens = ServiceAccountTokens::new(BTreeMap::from([(
-                "sts.amazonaws.com".to_string(),
-                ServiceAccountToken {
-                    token: SecretString::from(jwt("ns", "sa")),
-                    expiration: None,
-                },
-            )]));
-            let creds =
-                Credentials::resolve(&spec.auth, &params, &NodePublishSecrets::default(), &tokens)
-                    .unwrap();
-            let pod = PodIdentity {
-                name: Some("p".into()),
-                namespace: Some("ns".into()),
-                uid: Some("uid-1".into()),
-                service_account: Some("sa".into()),
-            };
-            token_key(&FingerprintKey([7; 32]), &spec, &creds, &pod).unwrap()
+                ],
+                "sts.amazonaws.com",
+            )
         };
         let a = key("arn:aws:iam::1:role/a", "us-east-1");
         assert_eq!(a, key("arn:aws:iam::1:role/a", "us-east-1"));
@@ -386,39 +396,13 @@ mod tests {
             "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k2";
         let gcp = |gsa: &str, provider: &str, audience: Option<&str>| {
             let mut pairs = vec![
-                ("akeylessAccessID", "p-1"),
                 ("akeylessAccessType", "gcp"),
                 ("akeylessGCPServiceAccount", gsa),
                 ("akeylessGCPWorkloadIdentityProvider", provider),
                 ("akeylessTokenAudience", "proj.svc.id.goog"),
-                ("objects", "- secretPath: /a\n"),
             ];
             pairs.extend(audience.map(|a| ("akeylessGCPAudience", a)));
-            let params = Parameters::new(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            );
-            let spec =
-                SecretProviderSpec::from_parameters(&params, &SpecDefaults::default()).unwrap();
-            let tokens = ServiceAccountTokens::new(BTreeMap::from([(
-                "proj.svc.id.goog".to_string(),
-                ServiceAccountToken {
-                    token: SecretString::from(jwt("ns", "sa")),
-                    expiration: None,
-                },
-            )]));
-            let creds =
-                Credentials::resolve(&spec.auth, &params, &NodePublishSecrets::default(), &tokens)
-                    .unwrap();
-            let pod = PodIdentity {
-                name: Some("p".into()),
-                namespace: Some("ns".into()),
-                uid: Some("uid-1".into()),
-                service_account: Some("sa".into()),
-            };
-            token_key(&FingerprintKey([7; 32]), &spec, &creds, &pod).unwrap()
+            pod_key(&pairs, "proj.svc.id.goog")
         };
         let g = gcp("a@p.iam.gserviceaccount.com", POOL, None);
         assert_eq!(g, gcp("a@p.iam.gserviceaccount.com", POOL, None));
