@@ -176,14 +176,29 @@ pub async fn reconcile(
                     when,
                 );
             }
-            let next = {
+            let (next, recovered) = {
                 let mut state = ctx.state();
                 let s = state.entry(key).or_default();
+                let recovered = s.failures > 0;
                 s.failures = 0;
-                s.last_sync
+                let next = s
+                    .last_sync
                     .map(|t| (t + settings.interval).saturating_duration_since(Instant::now()))
-                    .unwrap_or(settings.interval)
+                    .unwrap_or(settings.interval);
+                (next, recovered)
             };
+            // Events for what changed: a write, or the end of a failure streak. An unchanged
+            // refresh records nothing, so a quiet SPC doesn't flood its Events.
+            if outcome.written.is_empty() && recovered {
+                publish(
+                    &ctx,
+                    &spc,
+                    EventType::Normal,
+                    "SecretSynced",
+                    "sync works again; the Secrets are current".into(),
+                )
+                .await;
+            }
             if !outcome.written.is_empty() {
                 tracing::info!(namespace, spc = %name, secrets = ?outcome.written, elapsed_ms = started.elapsed().as_millis() as u64, "sync: Secrets written");
                 publish(

@@ -593,6 +593,17 @@ func TestGuardsRefuseDriverManagedAndForeignSecrets(t *testing.T) {
 			t.Errorf("Secret %s was modified", s.Name)
 		}
 	}
+	// Once the owner deletes the foreign Secret, the retry (with backoff) writes ours.
+	if err := kube.CoreV1().Secrets(ns).Delete(ctx, "foreign", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ours := waitForSecret(t, ns, "foreign", 30*time.Second, func(s *corev1.Secret) bool {
+		return s.Labels["akeyless.io/sync-managed"] == "true"
+	})
+	if string(ours.Data["value"]) != "steady-value" {
+		t.Errorf("recovered Secret holds %q", ours.Data["value"])
+	}
+	waitForEvent(t, ns, "guard-foreign", "Normal", "SecretSynced")
 	// The failures are counted by reason; successes carry a per-SPC timestamp.
 	text := scrape(t, controllers["sync-1"])
 	for _, want := range []string{
