@@ -149,11 +149,7 @@ fn method_settings(spec: &SecretProviderSpec) -> Vec<String> {
             .flat_map(|a| [a.role_arn.clone().unwrap_or_default(), a.region.clone()])
             .collect(),
         AccessType::Gcp => {
-            let mut settings = vec![
-                auth.gcp_audience
-                    .clone()
-                    .unwrap_or_else(|| crate::spec::GCP_DEFAULT_AUDIENCE.to_string()),
-            ];
+            let mut settings = vec![auth.gcp_id_audience().to_owned()];
             // Workload identity: the impersonated Google service account and the provider.
             if let Some(wi) = &auth.gcp {
                 settings.push(wi.service_account.clone());

@@ -305,16 +305,12 @@ async fn authenticate(
             let wi = auth.gcp.as_ref().ok_or_else(|| {
                 MountError::internal("gcp without its workload identity settings")
             })?;
-            let id_audience = auth
-                .gcp_audience
-                .as_deref()
-                .unwrap_or(spec::GCP_DEFAULT_AUDIENCE);
             let cloud_id = crate::cloud::gcp::pod_cloud_id(
                 client.http(),
                 &ctx.cloud.google,
                 wi,
                 audience,
-                id_audience,
+                auth.gcp_id_audience(),
                 token,
             )
             .await
@@ -336,11 +332,7 @@ async fn authenticate(
                     spec::keys::GCP_WORKLOAD_IDENTITY_PROVIDER,
                 ))
             })?;
-            let audience = auth
-                .gcp_audience
-                .as_deref()
-                .unwrap_or(spec::GCP_DEFAULT_AUDIENCE);
-            let cloud_id = crate::cloud::gcp::cloud_id(client.http(), url, audience)
+            let cloud_id = crate::cloud::gcp::cloud_id(client.http(), url, auth.gcp_id_audience())
                 .await
                 .map_err(|e| cloud_error(creds, AccessType::Gcp, e))?;
             login(AuthCredential::Gcp {

@@ -193,6 +193,11 @@ pub struct AuthSettings {
 }
 
 impl AuthSettings {
+    /// The audience of the Google ID token sent to Akeyless (`akeylessGCPAudience`).
+    pub fn gcp_id_audience(&self) -> &str {
+        self.gcp_audience.as_deref().unwrap_or(GCP_DEFAULT_AUDIENCE)
+    }
+
     /// The audience of the pod token this SPC authenticates with: `akeylessTokenAudience`, else
     /// the access type's own (Azure AD's exchange audience, EKS's STS audience, the GCP
     /// workload identity provider's). `None`: the only token the driver delivers. Mounts pick

@@ -160,12 +160,15 @@ pub async fn reconcile(
         Some(s) => s,
     };
     let started = Instant::now();
+    let interval = settings
+        .as_ref()
+        .map_or(spc::DEFAULT_INTERVAL, |s| s.interval);
     let result = match settings {
-        Ok(settings) => sync(&spc, &settings, &ctx).await.map(|w| (w, settings)),
+        Ok(settings) => sync(&spc, &settings, &ctx).await,
         Err(e) => Err(SyncError::Invalid(e)),
     };
     match result {
-        Ok((outcome, settings)) => {
+        Ok(outcome) => {
             ctx.metrics.sync_reconcile("ok");
             if outcome.fetched {
                 let when = SystemTime::now();
@@ -183,8 +186,8 @@ pub async fn reconcile(
                 s.failures = 0;
                 let next = s
                     .last_sync
-                    .map(|t| (t + settings.interval).saturating_duration_since(Instant::now()))
-                    .unwrap_or(settings.interval);
+                    .map(|t| (t + interval).saturating_duration_since(Instant::now()))
+                    .unwrap_or(interval);
                 (next, recovered)
             };
             // Events for what changed: a write, or the end of a failure streak. An unchanged
@@ -228,10 +231,6 @@ pub async fn reconcile(
             if e.needs_spec_change() {
                 return Ok(Action::await_change());
             }
-            let interval = spc::sync_settings(&spc, ctx.options.min_interval)
-                .and_then(Result::ok)
-                .map(|s| s.interval)
-                .unwrap_or(spc::DEFAULT_INTERVAL);
             Ok(Action::requeue(jitter(backoff(failures, interval))))
         }
     }
@@ -301,7 +300,7 @@ async fn sync(
                 || s.last_sync.is_none_or(|t| t.elapsed() >= settings.interval)
                 // A managed Secret was deleted or edited since we wrote it.
                 || existing.iter().any(|(n, found)| match (found, s.hashes.get(n)) {
-                    (Some(secret), Some(hash)) => !unchanged_since(secret, hash),
+                    (Some(secret), Some(hash)) => secret::stored_hash(secret) != *hash,
                     _ => true,
                 })
         }
@@ -347,16 +346,6 @@ async fn sync(
         fetched: due,
         written,
     })
-}
-
-/// The Secret still holds what we wrote (its data hashes to the hash we recorded).
-fn unchanged_since(secret: &Secret, hash: &str) -> bool {
-    let empty = BTreeMap::new();
-    let data = secret.data.as_ref().unwrap_or(&empty);
-    secret::content_hash(
-        secret.type_.as_deref().unwrap_or("Opaque"),
-        data.iter().map(|(k, v)| (k.as_str(), v.0.as_slice())),
-    ) == hash
 }
 
 /// Mounts the SPC as its ServiceAccount, exactly as the driver's mount would, and shapes the

@@ -149,20 +149,29 @@ pub fn ownership(existing: Option<&Secret>, spc_uid: &str) -> Ownership {
     }
 }
 
+/// The content hash of what an existing Secret holds now (its type and data), whatever its
+/// annotation says.
+pub fn stored_hash(secret: &Secret) -> String {
+    let empty = BTreeMap::new();
+    content_hash(
+        secret.type_.as_deref().unwrap_or("Opaque"),
+        secret
+            .data
+            .as_ref()
+            .unwrap_or(&empty)
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.0.as_slice())),
+    )
+}
+
 /// True when `existing` already holds exactly `desired` (data, type, our labels and
 /// annotations): then nothing is written and its resourceVersion stays.
 pub fn is_current(existing: &Secret, desired: &DesiredSecret) -> bool {
-    let empty = BTreeMap::new();
-    let data = existing.data.as_ref().unwrap_or(&empty);
-    let actual = content_hash(
-        existing.type_.as_deref().unwrap_or("Opaque"),
-        data.iter().map(|(k, v)| (k.as_str(), v.0.as_slice())),
-    );
     let has_all = |have: Option<&BTreeMap<String, String>>, want: &BTreeMap<String, String>| {
         want.iter()
             .all(|(k, v)| have.and_then(|h| h.get(k)) == Some(v))
     };
-    actual == desired.hash
+    stored_hash(existing) == desired.hash
         && has_all(existing.metadata.labels.as_ref(), &desired.labels)
         && has_all(existing.metadata.annotations.as_ref(), &desired.annotations)
 }

@@ -26,7 +26,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	spcclient "sigs.k8s.io/secrets-store-csi-driver/pkg/client/clientset/versioned"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
@@ -85,14 +84,7 @@ func run(m *testing.M) int {
 	logDir := filepath.Join(workDir, "logs")
 	defer unmountLeftovers(workDir)
 
-	cfg, err := clientcmd.BuildConfigFromFlags("", env["KUBECONFIG"])
-	if err != nil {
-		return fail("kubeconfig: %v", err)
-	}
-	if kube, err = kubernetes.NewForConfig(cfg); err != nil {
-		return fail("%v", err)
-	}
-	if spcs, err = spcclient.NewForConfig(cfg); err != nil {
+	if kube, spcs, err = harness.Clients(env["KUBECONFIG"]); err != nil {
 		return fail("%v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -101,20 +93,19 @@ func run(m *testing.M) int {
 	// The driver's own manifests, from its module: CRDs, RBAC (its service account and roles,
 	// including Secret sync), and our CSIDriver object with token requests.
 	deploy := filepath.Join(env["E2E_DRIVER_MODULE_DIR"], "deploy")
+	var files []string
 	for _, f := range []string{
 		"secrets-store.csi.x-k8s.io_secretproviderclasses.yaml",
 		"secrets-store.csi.x-k8s.io_secretproviderclasspodstatuses.yaml",
 		"rbac-secretproviderclass.yaml",
 		"rbac-secretprovidersyncing.yaml",
 	} {
-		if out, err := harness.Kubectl("apply", "--server-side", "--force-conflicts", "-f", filepath.Join(deploy, f)); err != nil {
-			return fail("kubectl apply %s: %v\n%s", f, err, out)
-		}
+		files = append(files, filepath.Join(deploy, f))
 	}
-	if out, err := harness.Kubectl("wait", "--for=condition=established", "--timeout=60s",
-		"crd/secretproviderclasses.secrets-store.csi.x-k8s.io",
-		"crd/secretproviderclasspodstatuses.secrets-store.csi.x-k8s.io"); err != nil {
-		return fail("CRDs not established: %v\n%s", err, out)
+	if err := harness.Apply(files,
+		"secretproviderclasses.secrets-store.csi.x-k8s.io",
+		"secretproviderclasspodstatuses.secrets-store.csi.x-k8s.io"); err != nil {
+		return fail("%v", err)
 	}
 	if err := applyCSIDriver(ctx); err != nil {
 		return fail("CSIDriver: %v", err)

@@ -34,7 +34,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	secretsstorev1 "sigs.k8s.io/secrets-store-csi-driver/apis/v1"
 	spcclient "sigs.k8s.io/secrets-store-csi-driver/pkg/client/clientset/versioned"
@@ -96,14 +95,7 @@ func run(m *testing.M) int {
 	}
 	runID = strings.ToLower(filepath.Base(workDir)[len("sync-"):])
 	logDir = filepath.Join(workDir, "logs")
-	cfg, err := clientcmd.BuildConfigFromFlags("", env["KUBECONFIG"])
-	if err != nil {
-		return fail("kubeconfig: %v", err)
-	}
-	if kube, err = kubernetes.NewForConfig(cfg); err != nil {
-		return fail("%v", err)
-	}
-	if spcs, err = spcclient.NewForConfig(cfg); err != nil {
+	if kube, spcs, err = harness.Clients(env["KUBECONFIG"]); err != nil {
 		return fail("%v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -111,14 +103,8 @@ func run(m *testing.M) int {
 
 	crd := filepath.Join(env["E2E_DRIVER_MODULE_DIR"], "deploy", "secrets-store.csi.x-k8s.io_secretproviderclasses.yaml")
 	manifest, _ := filepath.Abs("../../../../deploy/manifests/akeyless-csi-provider-sync.yaml")
-	for _, f := range []string{crd, manifest} {
-		if out, err := harness.Kubectl("apply", "--server-side", "--force-conflicts", "-f", f); err != nil {
-			return fail("kubectl apply %s: %v\n%s", f, err, out)
-		}
-	}
-	if out, err := harness.Kubectl("wait", "--for=condition=established", "--timeout=60s",
-		"crd/secretproviderclasses.secrets-store.csi.x-k8s.io"); err != nil {
-		return fail("CRD not established: %v\n%s", err, out)
+	if err := harness.Apply([]string{crd, manifest}, "secretproviderclasses.secrets-store.csi.x-k8s.io"); err != nil {
+		return fail("%v", err)
 	}
 	// The controller authenticates as the manifest's ServiceAccount: only its RBAC applies.
 	token, err := harness.ServiceAccountToken(ctx, kube, "kube-system", "akeyless-csi-provider-sync")

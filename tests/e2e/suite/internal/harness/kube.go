@@ -13,7 +13,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
+	spcclient "sigs.k8s.io/secrets-store-csi-driver/pkg/client/clientset/versioned"
 )
 
 // Kubectl runs kubectl (KUBECONFIG from the environment), bounded to 90 s.
@@ -72,4 +74,42 @@ func TokenReviewer(ctx context.Context, kube kubernetes.Interface, name string) 
 		return "", err
 	}
 	return ServiceAccountToken(ctx, kube, ns, name)
+}
+
+// Clients builds the Kubernetes and SecretProviderClass clients from a kubeconfig file.
+func Clients(kubeconfig string) (*kubernetes.Clientset, *spcclient.Clientset, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	spcs, err := spcclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return kube, spcs, nil
+}
+
+// Apply server-side-applies each manifest file, then waits for the named CRDs to be
+// established.
+func Apply(files []string, crds ...string) error {
+	for _, f := range files {
+		if out, err := Kubectl("apply", "--server-side", "--force-conflicts", "-f", f); err != nil {
+			return fmt.Errorf("kubectl apply %s: %w\n%s", f, err, out)
+		}
+	}
+	if len(crds) == 0 {
+		return nil
+	}
+	args := []string{"wait", "--for=condition=established", "--timeout=60s"}
+	for _, c := range crds {
+		args = append(args, "crd/"+c)
+	}
+	if out, err := Kubectl(args...); err != nil {
+		return fmt.Errorf("CRDs not established: %w\n%s", err, out)
+	}
+	return nil
 }
