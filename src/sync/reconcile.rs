@@ -92,6 +92,10 @@ impl Context {
 pub enum SyncError {
     #[error("{0}")]
     Invalid(#[from] SpcError),
+    /// `secretObjects` don't fit what the mount returned (a missing file, a value that isn't a
+    /// certificate). The values can change in Akeyless, so this is retried.
+    #[error("{0}")]
+    Shape(SpcError),
     #[error("namespace {0} is not in the controller's --namespaces list")]
     NamespaceNotAllowed(String),
     #[error(
@@ -120,7 +124,7 @@ impl SyncError {
     /// The Event reason and the `reason` label of the failure metric (a fixed set).
     pub fn reason(&self) -> &'static str {
         match self {
-            SyncError::Invalid(_) => "InvalidSyncConfig",
+            SyncError::Invalid(_) | SyncError::Shape(_) => "InvalidSyncConfig",
             SyncError::NamespaceNotAllowed(_) => "NamespaceNotAllowed",
             SyncError::ManagedByDriver { .. } => "SecretManagedByDriver",
             SyncError::Foreign { .. } => "SecretNotOwned",
@@ -402,10 +406,7 @@ async fn render(
         Instant::now() + ctx.options.mount_timeout,
     )
     .await?;
-    Ok(secret::desired_secrets(
-        &spc.spec.secret_objects,
-        &rendered,
-    )?)
+    secret::desired_secrets(&spc.spec.secret_objects, &rendered).map_err(SyncError::Shape)
 }
 
 fn owner_reference(spc: &SecretProviderClass) -> OwnerReference {
@@ -491,6 +492,16 @@ fn truncate(mut s: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_spec_errors_wait_for_a_spec_change() {
+        let e = |s: &str| SpcError(s.into());
+        assert!(SyncError::Invalid(e("x")).needs_spec_change());
+        assert!(SyncError::NamespaceNotAllowed("ns".into()).needs_spec_change());
+        // Depends on the values read: retried with backoff.
+        assert!(!SyncError::Shape(e("x")).needs_spec_change());
+        assert_eq!(SyncError::Shape(e("x")).reason(), "InvalidSyncConfig");
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_interval() {
