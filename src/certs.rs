@@ -65,7 +65,7 @@ fn unix_now(now: SystemTime) -> i64 {
 }
 
 fn rfc3339(ts: i64) -> String {
-    crate::timefmt::rfc3339(UNIX_EPOCH + Duration::from_secs(ts.max(0) as u64))
+    crate::timefmt::rfc3339_from_unix(ts).unwrap_or_else(|| format!("{ts} (Unix time)"))
 }
 
 /// The leaf first, then every other certificate (from the value itself and the issuer PEM),
@@ -82,7 +82,10 @@ fn ordered_chain(
             }
         }
     }
-    let (_, not_after) = validity(&chain[0])?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| "the value holds no PEM certificate".to_string())?;
+    let (_, not_after) = validity(leaf)?;
     if not_after < unix_now(now) {
         return Err(format!(
             "the certificate expired at {}; renew or rotate it in Akeyless",
@@ -109,8 +112,12 @@ fn pfx(
         .map(|c| p12_keystore::Certificate::from_der(c.as_ref()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| "a certificate cannot be stored in PKCS#12".to_string())?;
-    let local_key_id: Vec<u8> =
-        <sha2::Sha256 as sha2::Digest>::digest(chain[0].as_ref())[..20].to_vec();
+    let leaf = chain.first().map(|c| c.as_ref()).unwrap_or_default();
+    let local_key_id: Vec<u8> = <sha2::Sha256 as sha2::Digest>::digest(leaf)
+        .iter()
+        .take(20)
+        .copied()
+        .collect();
     let mut store = p12_keystore::KeyStore::new();
     store.add_entry(
         "tls",
@@ -146,8 +153,9 @@ pub fn certificate_files(
                 files.push((format!("{dir}/tls.key"), key.into_bytes()));
             }
             if chain.len() > 1 {
-                let ca: String = chain[1..]
+                let ca: String = chain
                     .iter()
+                    .skip(1)
                     .map(|c| pem_encode("CERTIFICATE", c))
                     .collect();
                 files.push((format!("{dir}/ca.crt"), ca.into_bytes()));
@@ -206,9 +214,13 @@ pub fn new_certificate_request(options: &PkiOptions) -> Result<CertificateReques
 /// When a certificate valid from `not_before` to `not_after` (Unix seconds) should be renewed:
 /// after two-thirds of its lifetime.
 pub fn renewal_time(not_before: i64, not_after: i64) -> SystemTime {
-    let lifetime = (not_after - not_before).max(0) as u64;
-    let at = not_before.max(0) as u64 + lifetime * 2 / 3;
-    UNIX_EPOCH + Duration::from_secs(at)
+    // Any i64 pair from a certificate (issued by a gateway a tenant may choose) must work.
+    let start = u64::try_from(not_before).unwrap_or(0);
+    let lifetime = u64::try_from(not_after.saturating_sub(not_before)).unwrap_or(0);
+    let at = start.saturating_add((lifetime / 3).saturating_mul(2));
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(at))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::akeyless::ClientFactory;
 use crate::mount::{CacheSettings, ProviderContext};
 use crate::render::VersionKey;
 use crate::server::{self, ProviderService, Readiness};
-use crate::spec::{SpecDefaults, normalize_gateway_url};
+use crate::spec::{GatewayAllowList, SpecDefaults, normalize_gateway_url};
 use crate::telemetry::{self, LogFormat};
 
 #[derive(Parser, Debug)]
@@ -117,6 +117,12 @@ pub struct BackendArgs {
         default_value = "https://api.akeyless.io"
     )]
     pub akeyless_url: String,
+    /// Hosts SecretProviderClasses may name in akeylessGatewayURL: comma-separated host or
+    /// host:port patterns, `*.` for subdomains (e.g. `api.akeyless.io,*.gw.example.com:8000`).
+    /// Any other gateway fails the mount (InvalidConfig) before a request is sent.
+    /// --akeyless-url is always allowed. Empty (default): any host.
+    #[arg(long, env = "AKEYLESS_CSI_ALLOWED_GATEWAYS", default_value = "")]
+    pub allowed_gateways: String,
     /// Extra CA certificates (PEM) trusted for Akeyless/gateway TLS.
     #[arg(long, env = "AKEYLESS_CSI_CA_BUNDLE")]
     pub ca_bundle: Option<PathBuf>,
@@ -220,6 +226,9 @@ pub fn provider_context(args: &BackendArgs) -> Result<ProviderContext, String> {
     Ok(ProviderContext::new(
         SpecDefaults {
             gateway_url,
+            allowed_gateways: GatewayAllowList::parse(&args.allowed_gateways)
+                .map_err(|e| format!("--allowed-gateways: {e}"))?,
+            provider_gcp_audience: args.cloud.gcp_metadata_audience.clone(),
             max_objects: args.max_objects,
             max_mount_bytes: args.max_mount_bytes,
         },

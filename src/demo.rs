@@ -106,6 +106,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
 
     let backend = BackendArgs {
         akeyless_url: emulator.url(),
+        allowed_gateways: String::new(),
         ca_bundle: None,
         connect_timeout: Duration::from_secs(5),
         object_version_key_file: None,

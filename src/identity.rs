@@ -11,14 +11,14 @@
 //! kubelet's pod info (namespace, service account), which must agree with the claims inside
 //! the token. When they disagree, or are missing, the mount is not cached at all.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::cache::BoundedMap;
 use crate::request::PodIdentity;
 use crate::secret::{ExposeSecret, SecretString};
 use crate::spec::{AccessType, Credential, Credentials, SecretProviderSpec, TokenScope};
@@ -51,8 +51,19 @@ impl FingerprintKey {
     }
 
     pub(crate) fn fingerprint(&self, secret: &SecretString) -> [u8; 32] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length");
-        mac.update(secret.expose_secret().as_bytes());
+        self.fingerprint_with(secret, &[])
+    }
+
+    /// The fingerprint of `secret` together with `context` (each part length-prefixed).
+    pub(crate) fn fingerprint_with(&self, secret: &SecretString, context: &[&str]) -> [u8; 32] {
+        // HMAC takes keys of any length, so `new_from_slice` cannot fail for our 32 bytes.
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
+            return [0; 32];
+        };
+        for part in std::iter::once(secret.expose_secret()).chain(context.iter().copied()) {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
         mac.finalize().into_bytes().into()
     }
 }
@@ -190,37 +201,26 @@ impl UidChainKey {
 pub type UidChain = Arc<tokio::sync::Mutex<Option<SecretString>>>;
 
 /// Rotated Universal Identity tokens by chain, held in memory only. Each chain has its own
-/// lock, so one chain's rotations never race and chains never share a token.
+/// lock, so one chain's rotations never race and chains never share a token. Bounded: when
+/// full, the least recently used chain goes (its next mount starts again from the init token).
 pub struct UidChains {
-    chains: Mutex<HashMap<UidChainKey, UidChain>>,
-    max_entries: usize,
+    chains: BoundedMap<UidChainKey, UidChain>,
 }
 
 impl UidChains {
     pub fn new(max_entries: usize) -> Self {
         UidChains {
-            chains: Mutex::new(HashMap::new()),
-            max_entries: max_entries.max(1),
+            chains: BoundedMap::new(max_entries),
         }
     }
 
-    /// The chain of `key`, created empty when unknown. When full, idle chains are dropped
-    /// (their next mount starts again from the init token).
+    /// The chain of `key`, created empty when unknown.
     pub fn chain(&self, key: &UidChainKey) -> UidChain {
-        let mut chains = self.chains.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(chain) = chains.get(key) {
-            return chain.clone();
-        }
-        if chains.len() >= self.max_entries {
-            chains.retain(|_, c| Arc::strong_count(c) > 1);
-        }
-        let chain = UidChain::default();
-        chains.insert(key.clone(), chain.clone());
-        chain
+        self.chains.get_or_insert_with(key, UidChain::default)
     }
 
     pub fn len(&self) -> usize {
-        self.chains.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.chains.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -234,14 +234,23 @@ pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 60);
 /// When a cached token must be replaced: after 80% of its remaining life, and never within
 /// 30 s of its expiry (then it is not reused at all).
 pub fn token_renewal(now: SystemTime, expiration: Option<&str>) -> SystemTime {
+    const MARGIN: Duration = Duration::from_secs(30);
+    // The expiry comes from a gateway (untrusted): every step is checked, never a panic.
     let expires = expiration
         .and_then(crate::timefmt::parse_rfc3339)
-        .unwrap_or(now + DEFAULT_TOKEN_LIFETIME);
+        .or_else(|| now.checked_add(DEFAULT_TOKEN_LIFETIME))
+        .unwrap_or(now);
     let left = expires.duration_since(now).unwrap_or_default();
-    if left <= Duration::from_secs(30) {
+    if left <= MARGIN {
         return now;
     }
-    (now + left.mul_f64(0.8)).min(expires - Duration::from_secs(30))
+    let fifth = left.checked_div(5).unwrap_or_default();
+    let by_share = now.checked_add(fifth.saturating_mul(4));
+    let by_margin = expires.checked_sub(MARGIN);
+    match (by_share, by_margin) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(now),
+    }
 }
 
 #[cfg(test)]
@@ -431,22 +440,26 @@ mod tests {
         let chain_a = chains.chain(&a);
         assert!(Arc::ptr_eq(&chain_a, &chains.chain(&a)));
         assert!(!Arc::ptr_eq(&chain_a, &chains.chain(&b)));
-        // Full: idle chains are dropped, chains in use are kept.
+        // Full: the least recently used chain goes ("b"; "a" was used after it).
+        assert!(Arc::ptr_eq(&chain_a, &chains.chain(&a)));
+        let chain_b = chains.chain(&b);
+        assert!(Arc::ptr_eq(&chain_a, &chains.chain(&a)));
         let c = UidChainKey::new(&fp, &gw, "p-2", &SecretString::from("u-a".to_string()));
         chains.chain(&c);
-        assert!(chains.len() <= 2);
+        assert_eq!(chains.len(), 2);
         assert!(Arc::ptr_eq(&chain_a, &chains.chain(&a)));
+        assert!(!Arc::ptr_eq(&chain_b, &chains.chain(&b)), "b was evicted");
     }
 
     #[test]
     fn renewal_before_expiry() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let exp = crate::timefmt::rfc3339(now + Duration::from_secs(1000));
+        let exp = crate::timefmt::rfc3339(now + Duration::from_secs(1000)).unwrap();
         assert_eq!(
             token_renewal(now, Some(&exp)),
             now + Duration::from_secs(800)
         );
-        let soon = crate::timefmt::rfc3339(now + Duration::from_secs(20));
+        let soon = crate::timefmt::rfc3339(now + Duration::from_secs(20)).unwrap();
         assert_eq!(token_renewal(now, Some(&soon)), now);
         assert_eq!(token_renewal(now, None), now + Duration::from_secs(480));
     }

@@ -7,15 +7,59 @@
 //! → Kubernetes Secrets, no pod). `emulator` is an Akeyless API emulator used by `demo`,
 //! tests and benchmarks; nothing on the mount path imports it.
 
+// Request-path discipline: everything in this crate handles input a tenant controls (an SPC, a
+// pod's request, or the answers of a gateway the SPC names), so no panic may be reachable from
+// it. The compiler refuses the constructs that can panic: unwrap/expect, indexing and slicing,
+// explicit panics, and unchecked arithmetic. Tests may use them. Modules that are tools or test
+// doubles, never on a mount's path, opt out below with a reason.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 pub mod akeyless;
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)] // a load generator for the `bench` command
 pub mod bench;
 pub mod cache;
 pub mod certs;
 pub mod cli;
 pub mod cloud;
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)] // the `demo` command, against its own embedded emulator
 pub mod demo;
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)] // a test client playing the CSI driver
 pub mod driver;
 pub mod dry_run;
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)] // the Akeyless emulator, a test double
 pub mod emulator;
 pub mod error;
 pub mod identity;

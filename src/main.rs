@@ -4,6 +4,7 @@ use akeyless_csi_provider::cli::{self, Cli, Command};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    akeyless_csi_provider::telemetry::install_panic_hook();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

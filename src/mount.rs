@@ -11,7 +11,9 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use crate::akeyless::{
     AkeylessClient, AkeylessToken, AuthCredential, BackendError, BackendPolicy, ClientFactory,
 };
-use crate::cache::{Coalescer, LeaseCache, LeaseKey, TypeCache};
+use crate::cache::{
+    BoundedMap, Coalescer, LeaseCache, LeaseKey, TypeCache, renew_at, reported_lease,
+};
 use crate::certs::{self, CertificateMaterial};
 use crate::cloud::CloudOptions;
 use crate::error::{ErrorCode, MountError};
@@ -77,6 +79,11 @@ pub struct ProviderContext {
     pub cloud: CloudOptions,
     /// Identical reads of one identity share a request (and a value, within the TTL).
     pub reads: Coalescer<(TokenKey, ReadKey), CachedRead>,
+    /// Tokens that were denied a mount's items while fresh, by identity and a keyed
+    /// fingerprint of (token, items). A cached token's later denial of the same items is then
+    /// final: the item is denied, not the token, and a new login would only cost an `/auth`
+    /// on every rotation poll.
+    pub confirmed_denials: BoundedMap<(TokenKey, [u8; 32]), ()>,
     pub backend: BackendPolicy,
 }
 
@@ -134,6 +141,7 @@ impl ProviderContext {
             uid_chains: UidChains::new(caches.max_entries),
             cloud: CloudOptions::default(),
             reads: Coalescer::new(caches.value_cache_ttl, caches.max_entries),
+            confirmed_denials: BoundedMap::new(caches.max_entries),
             backend: BackendPolicy {
                 max_response_bytes: caches.max_response_bytes,
                 ..BackendPolicy::new(caches.max_backend_concurrency)
@@ -156,8 +164,16 @@ fn labels_for(objects: &[ObjectSpec], item: &str) -> String {
     }
 }
 
+const REDIRECT_HINT: &str = "the provider never follows redirects: set akeylessGatewayURL to \
+                             the URL that answers directly";
+const REDIRECT_HINT_AUTH: &str = "; the provider never follows redirects: set akeylessGatewayURL \
+                                  to the URL that answers directly";
+
 /// Turns a backend failure on an item into the public error, naming the object(s).
 fn item_error(who: &str, e: BackendError) -> MountError {
+    if e.status().is_some_and(|s| (300..400).contains(&s)) {
+        return MountError::new(e.code(), format!("{who}: {e}; {REDIRECT_HINT}"));
+    }
     let hint = match e.code() {
         ErrorCode::NotFound => "no such item in Akeyless; check secretPath",
         ErrorCode::PermissionDenied => {
@@ -187,6 +203,11 @@ fn auth_error(spec: &SecretProviderSpec, creds: &Credentials, e: BackendError) -
         what.push_str(&format!(", pod token audience {audience:?}"));
     }
     let hint = match (e.code(), auth.access_type) {
+        _ if matches!(e.status(), Some(404 | 405)) => {
+            "; there is no Akeyless /auth at this URL: check akeylessGatewayURL (a gateway serves \
+             the API under /api/v2, e.g. https://gateway.example.com:8000/api/v2)"
+        }
+        _ if e.status().is_some_and(|s| (300..400).contains(&s)) => REDIRECT_HINT_AUTH,
         (ErrorCode::AuthFailed, AccessType::Kubernetes) => {
             "; check that the auth method binds this pod's namespace and service account, and that \
              the gateway's Kubernetes auth config trusts this cluster"
@@ -207,6 +228,26 @@ fn auth_error(spec: &SecretProviderSpec, creds: &Credentials, e: BackendError) -
         _ => "",
     };
     MountError::new(e.code(), format!("{what} failed: {e}{hint}"))
+}
+
+/// A cloud identity exchange, bounded by the mount's deadline, its failure named for the user.
+async fn cloud_step<T, E: std::fmt::Display>(
+    client: &AkeylessClient,
+    creds: &Credentials,
+    what: AccessType,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, MountError> {
+    match client.within_deadline(work).await {
+        Some(result) => result.map_err(|e| cloud_error(creds, what, e)),
+        None => Err(MountError::new(
+            ErrorCode::Timeout,
+            format!(
+                "authentication as access ID {} (access type {what}): the cloud identity exchange \
+                 did not finish before the mount's deadline",
+                creds.access_id
+            ),
+        )),
+    }
 }
 
 /// Fails the login of access type `what` with a cloud exchange's message.
@@ -244,9 +285,13 @@ async fn authenticate(
             let azure = auth.azure.as_ref().ok_or_else(|| {
                 MountError::internal("azure_ad without its workload identity settings")
             })?;
-            let cloud_id = crate::cloud::azure::cloud_id(client.http(), azure, token)
-                .await
-                .map_err(|e| cloud_error(creds, AccessType::AzureAd, e))?;
+            let cloud_id = cloud_step(
+                client,
+                creds,
+                AccessType::AzureAd,
+                crate::cloud::azure::cloud_id(client.http(), azure, token),
+            )
+            .await?;
             login(AuthCredential::AzureAd {
                 cloud_id: &cloud_id,
             })
@@ -268,15 +313,19 @@ async fn authenticate(
                         pod.namespace.as_deref(),
                         pod.name.as_deref(),
                     );
-                    crate::cloud::aws::assume_role_with_web_identity(
-                        client.http(),
-                        &endpoint,
-                        role_arn,
-                        &session,
-                        token,
+                    cloud_step(
+                        client,
+                        creds,
+                        AccessType::AwsIam,
+                        crate::cloud::aws::assume_role_with_web_identity(
+                            client.http(),
+                            &endpoint,
+                            role_arn,
+                            &session,
+                            token,
+                        ),
                     )
-                    .await
-                    .map_err(|e| cloud_error(creds, AccessType::AwsIam, e))?
+                    .await?
                 }
                 (Credential::ProviderIdentity, None) => {
                     ctx.cloud.aws_provider_credentials.clone().ok_or_else(|| {
@@ -305,16 +354,20 @@ async fn authenticate(
             let wi = auth.gcp.as_ref().ok_or_else(|| {
                 MountError::internal("gcp without its workload identity settings")
             })?;
-            let cloud_id = crate::cloud::gcp::pod_cloud_id(
-                client.http(),
-                &ctx.cloud.google,
-                wi,
-                audience,
-                auth.gcp_id_audience(),
-                token,
+            let cloud_id = cloud_step(
+                client,
+                creds,
+                AccessType::Gcp,
+                crate::cloud::gcp::pod_cloud_id(
+                    client.http(),
+                    &ctx.cloud.google,
+                    wi,
+                    audience,
+                    auth.gcp_id_audience(),
+                    token,
+                ),
             )
-            .await
-            .map_err(|e| cloud_error(creds, AccessType::Gcp, e))?;
+            .await?;
             login(AuthCredential::Gcp {
                 cloud_id: &cloud_id,
             })
@@ -332,9 +385,13 @@ async fn authenticate(
                     spec::keys::GCP_WORKLOAD_IDENTITY_PROVIDER,
                 ))
             })?;
-            let cloud_id = crate::cloud::gcp::cloud_id(client.http(), url, auth.gcp_id_audience())
-                .await
-                .map_err(|e| cloud_error(creds, AccessType::Gcp, e))?;
+            let cloud_id = cloud_step(
+                client,
+                creds,
+                AccessType::Gcp,
+                crate::cloud::gcp::cloud_id(client.http(), url, auth.gcp_id_audience()),
+            )
+            .await?;
             login(AuthCredential::Gcp {
                 cloud_id: &cloud_id,
             })
@@ -424,9 +481,11 @@ async fn describe_items(
                 .map_err(|e| item_error(&labels_for(objects, &item), e))?;
             let raw = described.item_type.unwrap_or_default();
             let t = ItemType::from_akeyless(&raw).ok_or_else(|| {
+                // The type text comes from the gateway: bounded and scrubbed before it is shown.
                 MountError::invalid(format!(
-                    "{}: Akeyless item type {raw:?} cannot be mounted; supported types: {}",
+                    "{}: Akeyless item type {:?} cannot be mounted; supported types: {}",
                     labels_for(objects, &item),
+                    crate::akeyless::scrub(&raw),
                     ItemType::ACCEPTED
                 ))
             })?;
@@ -474,22 +533,6 @@ async fn fetch_static_batch(
     }
 }
 
-/// The lease length a dynamic secret reports (`ttl_in_minutes`, `ttl` or `lease_duration`
-/// in seconds), if any.
-fn reported_lease(value: &SecretString) -> Option<Duration> {
-    let json: serde_json::Value = serde_json::from_str(value.expose_secret()).ok()?;
-    let number = |key: &str| match json.get(key)? {
-        serde_json::Value::Number(n) => n.as_f64(),
-        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    };
-    let secs = number("ttl_in_minutes")
-        .map(|m| m * 60.0)
-        .or_else(|| number("ttl"))
-        .or_else(|| number("lease_duration"))?;
-    (secs.is_finite() && secs >= 1.0).then(|| Duration::from_secs_f64(secs))
-}
-
 /// Everything one mount needs to read values, bundled to keep signatures short.
 struct Reader<'a> {
     ctx: &'a ProviderContext,
@@ -531,7 +574,7 @@ impl Reader<'_> {
             let lease = reported_lease(&value)
                 .or(ttl_override)
                 .unwrap_or(self.ctx.dynamic_default_ttl);
-            Ok::<_, MountError>((value, self.now + lease * 2 / 3))
+            Ok::<_, MountError>((value, renew_at(self.now, lease)))
         };
         match self.pod_uid {
             Some(uid) => {
@@ -738,7 +781,13 @@ pub const DEFAULT_MOUNT_TIMEOUT: Duration = Duration::from_secs(110);
 
 /// Performs one mount with the default deadline. All or nothing.
 pub async fn mount(ctx: &ProviderContext, req: &MountRequest) -> Result<Rendered, MountError> {
-    mount_with_deadline(ctx, req, Instant::now() + DEFAULT_MOUNT_TIMEOUT).await
+    mount_with_deadline(ctx, req, deadline_in(DEFAULT_MOUNT_TIMEOUT)).await
+}
+
+/// The instant `budget` from now (far enough for any budget a caller can give).
+pub fn deadline_in(budget: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(budget).unwrap_or(now)
 }
 
 /// An Akeyless token for this mount: cached for its identity, or a fresh login (one in flight
@@ -802,17 +851,37 @@ pub async fn mount_with_deadline(
         ctx.backend.metrics.auth_cache(cached);
         ctx.backend.metrics.auth_cache_size(ctx.tokens.len());
     }
+    let denial_key = |token: &AkeylessToken| {
+        key.as_ref()
+            .map(|k| (k.clone(), mount.denial_fingerprint(token)))
+    };
     match mount.read_and_render(&token, cached).await {
-        // Akeyless may have revoked or expired a cached token early: log in once more and
-        // retry once. A fresh token's denial is final.
-        Err(e) if cached && e.code == ErrorCode::PermissionDenied => {
+        Err(e) if e.code == ErrorCode::PermissionDenied => {
+            let confirmed =
+                denial_key(&token).is_some_and(|k| ctx.confirmed_denials.get(&k).is_some());
+            if !cached || confirmed {
+                // A fresh token was denied: the items are, not the token. Remember it so this
+                // token's next denial of the same items costs no new login.
+                if let Some(k) = denial_key(&token) {
+                    ctx.confirmed_denials.insert(k, ());
+                }
+                return Err(e);
+            }
+            // Akeyless may have revoked or expired a cached token early: log in once more and
+            // retry once.
             if let Some(key) = &key {
                 ctx.tokens.invalidate(key);
             }
             tracing::debug!("a cached Akeyless token was refused; logging in again");
             let (token, _) =
                 login(ctx, &client, &spec, &creds, key.as_ref(), &req.pod, now).await?;
-            mount.read_and_render(&token, false).await
+            let result = mount.read_and_render(&token, false).await;
+            if let (Err(e), Some(k)) = (&result, denial_key(&token))
+                && e.code == ErrorCode::PermissionDenied
+            {
+                ctx.confirmed_denials.insert(k, ());
+            }
+            result
         }
         other => other,
     }
@@ -830,43 +899,47 @@ struct Mount<'a> {
 }
 
 impl Mount<'_> {
+    /// Keyed fingerprint of `token` with the items this mount reads.
+    fn denial_fingerprint(&self, token: &AkeylessToken) -> [u8; 32] {
+        let items: std::collections::BTreeSet<&str> = self
+            .spec
+            .objects
+            .iter()
+            .map(|o| o.secret_path.as_str())
+            .collect();
+        let items: Vec<&str> = items.into_iter().collect();
+        self.ctx.fingerprints.fingerprint_with(&token.token, &items)
+    }
+
     async fn read_and_render(
         &self,
         token: &AkeylessToken,
         token_cached: bool,
     ) -> Result<Rendered, MountError> {
         let (ctx, spec) = (self.ctx, self.spec);
-        let gateways = &spec.connection.gateways;
-        // Types: declared, remembered from earlier look-ups, or described now (and remembered).
-        let mut known: HashMap<String, ItemType> = spec
-            .objects
-            .iter()
-            .filter_map(|o| {
-                ctx.types
-                    .get(gateways, &o.secret_path)
-                    .map(|t| (o.secret_path.clone(), t))
-            })
-            .collect();
-        let unknown = plan::untyped_items(&spec.objects, &known);
-        for (item, t) in describe_items(self.client, token, &spec.objects, unknown).await? {
-            ctx.types.insert(gateways, &item, t);
-            known.insert(item, t);
-        }
-        let types = plan::resolve_types(&spec.objects, &known)?;
-        let fetch_plan = FetchPlan::build(&spec.objects, &types);
-
-        let reader = Reader {
-            ctx,
-            identity: self.key,
-            token_cached,
-            client: self.client,
-            token,
-            spec,
-            access_id: &self.creds.access_id,
-            pod_uid: self.req.pod.uid.as_deref(),
-            now: self.now,
+        let remembered = self.remembered_types();
+        let (types, values) = match self
+            .read(token, token_cached, remembered.clone(), vec![])
+            .await
+        {
+            // A remembered type is only a hint: the item may have been deleted and re-created
+            // as another type. When the backend (or a declared type) disagrees, forget the hints
+            // and describe those items again, once.
+            Err(e)
+                if !remembered.is_empty()
+                    && matches!(e.code, ErrorCode::NotFound | ErrorCode::InvalidConfig) =>
+            {
+                for item in remembered.keys() {
+                    ctx.types
+                        .forget(&spec.connection.gateways, &self.creds.access_id, item);
+                }
+                tracing::debug!("a read failed with remembered item types; describing again");
+                let verify = remembered.into_keys().collect();
+                self.read(token, token_cached, HashMap::new(), verify)
+                    .await?
+            }
+            other => other?,
         };
-        let values = reader.fetch(&fetch_plan).await?;
         let per_object = spec
             .objects
             .iter()
@@ -886,28 +959,59 @@ impl Mount<'_> {
             ctx.defaults.max_mount_bytes,
         )
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Types remembered from earlier look-ups by this account, for every object's item (a
+    /// declared type is checked against them).
+    fn remembered_types(&self) -> HashMap<String, ItemType> {
+        let gateways = &self.spec.connection.gateways;
+        self.spec
+            .objects
+            .iter()
+            .filter_map(|o| {
+                self.ctx
+                    .types
+                    .get(gateways, &self.creds.access_id, &o.secret_path)
+                    .map(|t| (o.secret_path.clone(), t))
+            })
+            .collect()
+    }
 
-    #[test]
-    fn reported_lease_lengths() {
-        let v = |s: &str| SecretString::from(s.to_string());
-        assert_eq!(
-            reported_lease(&v(r#"{"ttl_in_minutes":"60"}"#)),
-            Some(Duration::from_secs(3600))
-        );
-        assert_eq!(
-            reported_lease(&v(r#"{"ttl":300}"#)),
-            Some(Duration::from_secs(300))
-        );
-        assert_eq!(
-            reported_lease(&v(r#"{"lease_duration":"90"}"#)),
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(reported_lease(&v(r#"{"user":"x"}"#)), None);
-        assert_eq!(reported_lease(&v("not json")), None);
+    /// Looks up the types of the untyped items not in `known` and of the items in `verify`
+    /// (and remembers them), then reads every item.
+    async fn read(
+        &self,
+        token: &AkeylessToken,
+        token_cached: bool,
+        mut known: HashMap<String, ItemType>,
+        verify: Vec<String>,
+    ) -> Result<(Vec<ItemType>, HashMap<Read, Fetched>), MountError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let access_id = &self.creds.access_id;
+        let mut unknown = plan::untyped_items(&spec.objects, &known);
+        for item in verify {
+            if !unknown.contains(&item) {
+                unknown.push(item);
+            }
+        }
+        for (item, t) in describe_items(self.client, token, &spec.objects, unknown).await? {
+            ctx.types
+                .insert(&spec.connection.gateways, access_id, &item, t);
+            known.insert(item, t);
+        }
+        let types = plan::resolve_types(&spec.objects, &known)?;
+        let fetch_plan = FetchPlan::build(&spec.objects, &types);
+        let reader = Reader {
+            ctx,
+            identity: self.key,
+            token_cached,
+            client: self.client,
+            token,
+            spec,
+            access_id,
+            pod_uid: self.req.pod.uid.as_deref(),
+            now: self.now,
+        };
+        let values = reader.fetch(&fetch_plan).await?;
+        Ok((types, values))
     }
 }

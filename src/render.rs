@@ -61,6 +61,7 @@ impl VersionKey {
 
     /// `h-` and 32 hex digits of HMAC-SHA256(key, item name, content).
     pub fn content_version(&self, item: &str, parts: &[&[u8]]) -> String {
+        #[allow(clippy::expect_used)] // HMAC takes keys of any length: this cannot fail.
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length");
         mac.update(item.as_bytes());
         for part in parts {
@@ -68,7 +69,9 @@ impl VersionKey {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
         }
-        format!("h-{}", hex::encode(&mac.finalize().into_bytes()[..16]))
+        let digest = mac.finalize().into_bytes();
+        let short: Vec<u8> = digest.iter().take(16).copied().collect();
+        format!("h-{}", hex::encode(short))
     }
 }
 
@@ -233,8 +236,12 @@ pub fn render(
     let total: usize = rendered
         .files
         .iter()
-        .map(|f| f.path.len() + f.contents.expose_secret().len())
-        .sum();
+        .map(|f| {
+            f.path
+                .len()
+                .saturating_add(f.contents.expose_secret().len())
+        })
+        .fold(0, usize::saturating_add);
     if total > max_bytes {
         return Err(MountError::invalid(format!(
             "the mount's files total {total} bytes, more than the limit of {max_bytes} \
@@ -247,7 +254,8 @@ pub fn render(
         return Err(MountError::invalid(format!(
             "files {:?} and {:?} of this mount collide (same path, or a file used as a directory); \
              give the objects distinct fileNames",
-            paths[a], paths[b]
+            paths.get(a).copied().unwrap_or_default(),
+            paths.get(b).copied().unwrap_or_default()
         )));
     }
     Ok(rendered)

@@ -28,10 +28,10 @@ pub struct Finding {
 /// Checks every SecretProviderClass with `spec.provider: akeyless` in a YAML text. Returns the
 /// number of such classes and the problems found.
 pub fn check_text(text: &str) -> (usize, Vec<Finding>) {
-    let mut checked = 0;
+    let mut checked: usize = 0;
     let mut findings = Vec::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let document = i + 1;
+        let document = i.saturating_add(1);
         let value = match Value::deserialize(doc) {
             Ok(v) => v,
             Err(e) => {
@@ -57,7 +57,7 @@ pub fn check_text(text: &str) -> (usize, Vec<Finding>) {
         if spec.and_then(|s| s.get("provider")).and_then(Value::as_str) != Some("akeyless") {
             continue;
         }
-        checked += 1;
+        checked = checked.saturating_add(1);
         let mut push = |location: String, message: String| {
             findings.push(Finding {
                 document,
@@ -105,13 +105,13 @@ pub fn check_text(text: &str) -> (usize, Vec<Finding>) {
 }
 
 pub fn run(args: ValidateArgs) -> Result<(), String> {
-    let mut problems = 0;
+    let mut problems: usize = 0;
     for file in &args.files {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) => {
                 println!("{}: cannot read: {e}", file.display());
-                problems += 1;
+                problems = problems.saturating_add(1);
                 continue;
             }
         };
@@ -130,7 +130,7 @@ pub fn run(args: ValidateArgs) -> Result<(), String> {
                 f.message
             );
         }
-        problems += findings.len();
+        problems = problems.saturating_add(findings.len());
         if findings.is_empty() {
             println!(
                 "{}: ok ({checked} akeyless SecretProviderClass(es))",

@@ -68,6 +68,18 @@ impl AkeylessClient {
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
+    /// Runs `work` (a cloud exchange that precedes `/auth`) within this client's deadline;
+    /// `None` when the deadline passes first (the work is dropped, its connection closed).
+    pub async fn within_deadline<T>(
+        &self,
+        work: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        match self.remaining() {
+            Some(left) => tokio::time::timeout(left, work).await.ok(),
+            None => Some(work.await),
+        }
+    }
+
     /// POSTs `body` to `op`; see the module comment for the retry and failover rules.
     pub(super) async fn call<B: Serialize, R: DeserializeOwned>(
         &self,
@@ -89,14 +101,14 @@ impl AkeylessClient {
             // Retry only when the wait leaves time for another attempt.
             if self
                 .remaining()
-                .is_some_and(|left| left <= wait + Duration::from_millis(50))
+                .is_some_and(|left| left <= wait.saturating_add(Duration::from_millis(50)))
             {
                 return Err(err);
             }
             tracing::debug!(op = op.path(), attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying Akeyless call");
             self.policy.metrics.retry(op.label());
             tokio::time::sleep(wait).await;
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
         }
     }
 
@@ -123,6 +135,7 @@ impl AkeylessClient {
                     op,
                     gateway: "(none)".into(),
                     detail: "no gateway URL configured".into(),
+                    sent: false,
                 },
                 None,
             )
@@ -209,6 +222,7 @@ impl AkeylessClient {
                 BackendError::Unreachable {
                     op,
                     gateway: gateway.to_string(),
+                    sent: !e.is_connect(),
                     detail: error_chain(&e.without_url()),
                 }
             };
@@ -223,6 +237,7 @@ impl AkeylessClient {
             .await
             .map_err(transport_error)?;
         let status = response.status().as_u16();
+        // Seconds only (an HTTP date is ignored: backoff applies); capped where it is used.
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -232,7 +247,7 @@ impl AkeylessClient {
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
             let limit = self.policy.max_response_bytes;
-            if bytes.len() + chunk.len() > limit {
+            if bytes.len().saturating_add(chunk.len()) > limit {
                 let detail =
                     format!("the response is larger than {limit} bytes (--max-response-bytes)");
                 return Err((

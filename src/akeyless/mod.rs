@@ -40,6 +40,19 @@ impl Operation {
         &path[1..]
     }
 
+    /// Whether a call creates something new in Akeyless each time (a credential, a token, a
+    /// certificate). Such calls are repeated only when the request cannot have reached the
+    /// server (a connection that never opened) or was refused unprocessed (429); any other
+    /// failure may have minted something already.
+    pub fn mints(self) -> bool {
+        matches!(
+            self,
+            Operation::GetDynamicSecretValue
+                | Operation::GetPkiCertificate
+                | Operation::UidRotateToken
+        )
+    }
+
     pub fn path(self) -> &'static str {
         match self {
             Operation::Auth => "/auth",
@@ -70,6 +83,8 @@ pub enum BackendError {
         op: Operation,
         gateway: String,
         detail: String,
+        /// Whether the request may have reached the server (false: the connection never opened).
+        sent: bool,
     },
     #[error("Akeyless at {gateway} did not answer {path} in time", path = op.path())]
     Timeout { op: Operation, gateway: String },
@@ -85,6 +100,10 @@ impl BackendError {
     pub fn code(&self) -> ErrorCode {
         match self {
             BackendError::Status { op, status, .. } => match (*status, op) {
+                // No /auth here: the URL is wrong (usually a gateway URL without /api/v2).
+                (404 | 405, Operation::Auth) => ErrorCode::InvalidConfig,
+                // Redirects are never followed (see transport.rs): the URL needs fixing.
+                (300..=399, _) => ErrorCode::InvalidConfig,
                 (401 | 403, Operation::Auth | Operation::UidRotateToken) => ErrorCode::AuthFailed,
                 (401 | 403, _) => ErrorCode::PermissionDenied,
                 (404, _) => ErrorCode::NotFound,
@@ -107,20 +126,23 @@ impl BackendError {
         }
     }
 
-    /// Whether trying again later may succeed (throttling, server failure, connection failure).
+    /// Whether trying again later may succeed (throttling, server failure, connection
+    /// failure) and may safely be tried (see [`Operation::mints`]).
     fn is_transient(&self) -> bool {
         match self {
-            BackendError::Unreachable { .. } => true,
-            BackendError::Status { status, .. } => *status == 429 || *status >= 500,
+            BackendError::Unreachable { op, sent, .. } => !(op.mints() && *sent),
+            BackendError::Status { op, status, .. } => {
+                *status == 429 || (*status >= 500 && !op.mints())
+            }
             _ => false,
         }
     }
 
-    /// Whether the next gateway of a failover list may do better.
+    /// Whether the next gateway of a failover list may do better (and may safely be asked).
     fn should_fail_over(&self) -> bool {
         match self {
-            BackendError::Unreachable { .. } => true,
-            BackendError::Status { status, .. } => *status >= 500,
+            BackendError::Unreachable { op, sent, .. } => !(op.mints() && *sent),
+            BackendError::Status { op, status, .. } => *status >= 500 && !op.mints(),
             _ => false,
         }
     }
@@ -207,7 +229,7 @@ pub fn scrub(message: &str) -> String {
     if out.len() > MAX {
         let mut cut = MAX;
         while !out.is_char_boundary(cut) {
-            cut -= 1;
+            cut = cut.saturating_sub(1);
         }
         out.truncate(cut);
         out.push('…');

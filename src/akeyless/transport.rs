@@ -1,23 +1,31 @@
 //! HTTP transport to Akeyless: reqwest over rustls (ring), trusting the system roots, the
 //! Mozilla roots, `--ca-bundle` and an SPC's `akeylessCACert`. One client per distinct CA set,
-//! cached, so connections are pooled across mounts.
+//! cached, so connections are pooled across mounts. Redirects are never followed: a gateway
+//! (which a tenant may choose) must not be able to send a request body, with its credentials,
+//! on to a host of its choosing.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 
+use crate::cache::BoundedMap;
+
 /// Builds and caches HTTP clients by trusted CA set.
+///
+/// Cache key: a hash of the extra CA certificates' DER, sorted and deduplicated, so the same
+/// certificates written as different PEM text (comments, order, line endings) share one client.
+/// A client holds no tenant data (no credentials, no cookies): sharing one between tenants that
+/// trust the same CAs only shares a connection pool.
 pub struct ClientFactory {
     base_roots: Arc<rustls::RootCertStore>,
-    cache: Mutex<HashMap<[u8; 32], reqwest::Client>>,
+    cache: BoundedMap<[u8; 32], reqwest::Client>,
     connect_timeout: Duration,
 }
 
-/// Most distinct `akeylessCACert` bundles kept; beyond it the cache starts over (bounded memory).
+/// Most distinct `akeylessCACert` sets kept; beyond it the least recently used client goes.
 const MAX_CACHED_CLIENTS: usize = 64;
 
 fn parse_pem_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -48,33 +56,53 @@ impl ClientFactory {
         }
         Ok(ClientFactory {
             base_roots: Arc::new(roots),
-            cache: Mutex::new(HashMap::new()),
+            cache: BoundedMap::new(MAX_CACHED_CLIENTS),
             connect_timeout,
         })
     }
 
     /// The client for the default roots plus `extra_ca_pem` (an SPC's `akeylessCACert`).
     pub fn client(&self, extra_ca_pem: Option<&str>) -> Result<reqwest::Client, String> {
-        let key: [u8; 32] = Sha256::digest(extra_ca_pem.unwrap_or("").as_bytes()).into();
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(client) = cache.get(&key) {
-            return Ok(client.clone());
+        let extra = match extra_ca_pem {
+            Some(pem) => parse_pem_certs(pem)?,
+            None => Vec::new(),
+        };
+        let key = ca_set_key(&extra);
+        if let Some(client) = self.cache.get(&key) {
+            return Ok(client);
         }
         let mut roots = (*self.base_roots).clone();
-        if let Some(pem) = extra_ca_pem {
-            for cert in parse_pem_certs(pem)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("unusable CA certificate: {e}"))?;
-            }
+        for cert in extra {
+            roots
+                .add(cert)
+                .map_err(|e| format!("unusable CA certificate: {e}"))?;
         }
         let client = build_client(roots, self.connect_timeout)?;
-        if cache.len() >= MAX_CACHED_CLIENTS {
-            cache.clear();
-        }
-        cache.insert(key, client.clone());
+        self.cache.insert(key, client.clone());
         Ok(client)
     }
+
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+}
+
+/// The cache key of a CA set: its certificates' DER, order and duplicates aside.
+fn ca_set_key(certs: &[CertificateDer<'_>]) -> [u8; 32] {
+    let mut ders: Vec<&[u8]> = certs.iter().map(|c| c.as_ref()).collect();
+    ders.sort_unstable();
+    ders.dedup();
+    let mut hash = Sha256::new();
+    for der in ders {
+        // Length-prefixed, so two sets can't concatenate to the same bytes.
+        hash.update((der.len() as u64).to_be_bytes());
+        hash.update(der);
+    }
+    hash.finalize().into()
 }
 
 fn build_client(
@@ -92,7 +120,42 @@ fn build_client(
         .tls_backend_preconfigured(tls)
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("akeyless-csi-provider/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("HTTP client setup: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca_pem(name: &str) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn clients_are_keyed_by_the_parsed_ca_set() {
+        let factory = ClientFactory::new(None, Duration::from_secs(1)).unwrap();
+        let (a, b) = (ca_pem("a.example"), ca_pem("b.example"));
+        factory.client(None).unwrap();
+        factory.client(Some(&a)).unwrap();
+        assert_eq!(factory.len(), 2);
+        // Same certificates, other text: comments, order, a duplicate, CRLF line endings.
+        let both = format!("{a}{b}");
+        let both_again = format!("# our CAs\r\n{}\r\n{b}{a}", a.replace('\n', "\r\n"));
+        factory.client(Some(&both)).unwrap();
+        factory.client(Some(&both_again)).unwrap();
+        assert_eq!(factory.len(), 3, "one client per distinct CA set");
+        assert!(
+            factory
+                .client(Some(
+                    "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n"
+                ))
+                .is_err()
+        );
+    }
 }

@@ -2,11 +2,12 @@
 //! set) a result is reused for that long. Keys always include the identity, so nothing is ever
 //! shared between identities.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use super::BoundedMap;
 
 struct Entry<V> {
     value: V,
@@ -15,41 +16,28 @@ struct Entry<V> {
 
 type Slot<V> = Arc<tokio::sync::Mutex<Option<Entry<V>>>>;
 
-pub struct Coalescer<K, V> {
-    slots: Mutex<HashMap<K, Slot<V>>>,
+/// Bounded: when full, the least recently used slot goes (an in-flight read keeps its slot
+/// alive for its own waiters; only later arrivals start a new one).
+pub struct Coalescer<K: Hash + Eq, V> {
+    slots: BoundedMap<K, Slot<V>>,
     ttl: Duration,
-    max_entries: usize,
 }
 
 impl<K: Clone + Eq + Hash, V: Clone> Coalescer<K, V> {
     /// `ttl` zero: only in-flight sharing; nothing is kept once the last waiter has its value.
     pub fn new(ttl: Duration, max_entries: usize) -> Self {
         Coalescer {
-            slots: Mutex::new(HashMap::new()),
+            slots: BoundedMap::new(max_entries),
             ttl,
-            max_entries,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn slot(&self, key: &K) -> Slot<V> {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if !slots.contains_key(key) && slots.len() >= self.max_entries {
-            let now = Instant::now();
-            let ttl = self.ttl;
-            slots.retain(|_, slot| match slot.try_lock() {
-                Ok(guard) => guard.as_ref().is_some_and(|e| e.done_at + ttl > now),
-                Err(_) => true,
-            });
-        }
-        slots.entry(key.clone()).or_default().clone()
+        self.slots.is_empty()
     }
 
     /// Returns `(value, shared)`: a result that finished while this caller waited, or is younger
@@ -60,7 +48,7 @@ impl<K: Clone + Eq + Hash, V: Clone> Coalescer<K, V> {
         Fut: Future<Output = Result<V, E>>,
     {
         let arrived = Instant::now();
-        let slot = self.slot(key);
+        let slot = self.slots.get_or_insert_with(key, Slot::default);
         let mut guard = slot.lock().await;
         if let Some(entry) = guard.as_ref()
             && (entry.done_at >= arrived || entry.done_at.elapsed() < self.ttl)
@@ -88,12 +76,10 @@ impl<K: Clone + Eq + Hash, V: Clone> Coalescer<K, V> {
     /// Drops the slot of `key` when nothing may be kept and no other caller holds it (the map
     /// and this caller are its only owners), so values don't linger in memory.
     fn release(&self, key: &K, slot: &Slot<V>, forget: bool) {
-        if !forget {
-            return;
-        }
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if Arc::strong_count(slot) == 2 && slots.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
-            slots.remove(key);
+        if forget {
+            self.slots.remove_if(key, |s| {
+                Arc::ptr_eq(s, slot) && Arc::strong_count(slot) == 2
+            });
         }
     }
 }

@@ -3,14 +3,16 @@
 //! credential or certificate. A value is kept per pod until its renewal time, and concurrent
 //! mounts of the same key share one fetch.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::BoundedMap;
+use crate::secret::{ExposeSecret, SecretString};
 
 /// Who a lease belongs to and what it is for. The pod UID scopes it to one pod; the gateway and
-/// access ID to one identity; the rest to one request.
+/// access ID to one identity (so to one tenant's account); the rest to one request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LeaseKey {
     pub pod_uid: String,
@@ -21,6 +23,37 @@ pub struct LeaseKey {
     pub request: Vec<String>,
 }
 
+/// The lease length a dynamic secret's value reports (`ttl_in_minutes`, `ttl` or
+/// `lease_duration` in seconds), if any. The value comes from a gateway: any number, however
+/// absurd, gives a bounded length or none, never a panic.
+pub fn reported_lease(value: &SecretString) -> Option<Duration> {
+    let json: serde_json::Value = serde_json::from_str(value.expose_secret()).ok()?;
+    let number = |key: &str| match json.get(key)? {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    let secs = number("ttl_in_minutes")
+        .map(|m| m * 60.0)
+        .or_else(|| number("ttl"))
+        .or_else(|| number("lease_duration"))?;
+    if secs.is_nan() || secs < 1.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(secs).map_or(MAX_LEASE, |d| d.min(MAX_LEASE)))
+}
+
+/// Longest lease honoured for a dynamic secret: a credential is minted anew at least this often.
+pub const MAX_LEASE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// When a value with `lease` left must be replaced: after two-thirds of it (of at most
+/// [`MAX_LEASE`], whatever the object's `ttl` or the backend claims).
+pub fn renew_at(now: SystemTime, lease: Duration) -> SystemTime {
+    let third = lease.min(MAX_LEASE).checked_div(3).unwrap_or_default();
+    let reuse = third.saturating_mul(2);
+    now.checked_add(reuse).unwrap_or(now)
+}
+
 struct Lease<V> {
     value: V,
     renew_at: SystemTime,
@@ -28,42 +61,25 @@ struct Lease<V> {
 
 type Slot<V> = Arc<tokio::sync::Mutex<Option<Lease<V>>>>;
 
-/// A bounded map of leases with one fetch in flight per key.
-pub struct LeaseCache<K, V> {
-    slots: Mutex<HashMap<K, Slot<V>>>,
-    max_entries: usize,
+/// A bounded map of leases with one fetch in flight per key. When full, the least recently
+/// used lease goes (it costs one new credential); nobody else's lease is touched.
+pub struct LeaseCache<K: Hash + Eq, V> {
+    slots: BoundedMap<K, Slot<V>>,
 }
 
 impl<K: Clone + Eq + Hash, V: Clone> LeaseCache<K, V> {
     pub fn new(max_entries: usize) -> Self {
         LeaseCache {
-            slots: Mutex::new(HashMap::new()),
-            max_entries,
+            slots: BoundedMap::new(max_entries),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn slot(&self, key: &K, now: SystemTime) -> Slot<V> {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if !slots.contains_key(key) && slots.len() >= self.max_entries {
-            // Drop leases due for renewal (and idle slots); if still full, start over: a dropped
-            // lease only costs one new credential.
-            slots.retain(|_, slot| match slot.try_lock() {
-                Ok(guard) => guard.as_ref().is_some_and(|l| l.renew_at > now),
-                Err(_) => true, // a fetch is in flight
-            });
-            if slots.len() >= self.max_entries {
-                slots.clear();
-            }
-        }
-        slots.entry(key.clone()).or_default().clone()
+        self.slots.is_empty()
     }
 
     /// The cached value for `key` while it is before its renewal time; otherwise runs `fetch`
@@ -79,7 +95,7 @@ impl<K: Clone + Eq + Hash, V: Clone> LeaseCache<K, V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(V, SystemTime), E>>,
     {
-        let slot = self.slot(key, now);
+        let slot = self.slots.get_or_insert_with(key, Slot::default);
         let mut guard = slot.lock().await;
         if let Some(lease) = guard.as_ref()
             && lease.renew_at > now
@@ -96,17 +112,13 @@ impl<K: Clone + Eq + Hash, V: Clone> LeaseCache<K, V> {
 
     /// Forgets `key` (e.g. a token Akeyless no longer accepts).
     pub fn invalidate(&self, key: &K) {
-        self.slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        self.slots.remove(key);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
 
     use super::*;
 
@@ -118,6 +130,48 @@ mod tests {
             item: "/db".into(),
             request: vec![],
         }
+    }
+
+    #[test]
+    fn reported_lease_lengths() {
+        let v = |s: &str| SecretString::from(s.to_string());
+        assert_eq!(
+            reported_lease(&v(r#"{"ttl_in_minutes":"60"}"#)),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            reported_lease(&v(r#"{"ttl":300}"#)),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            reported_lease(&v(r#"{"lease_duration":"90"}"#)),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(reported_lease(&v(r#"{"user":"x"}"#)), None);
+        assert_eq!(reported_lease(&v("not json")), None);
+        // Hostile lifetimes are bounded, never a panic.
+        for hostile in [
+            r#"{"ttl":1e300}"#,
+            r#"{"ttl_in_minutes":"1e18"}"#,
+            r#"{"ttl_in_minutes":1.7976931348623157e308}"#,
+            r#"{"lease_duration":"18446744073709551616"}"#,
+        ] {
+            assert_eq!(reported_lease(&v(hostile)), Some(MAX_LEASE), "{hostile}");
+        }
+        for nothing in [
+            r#"{"ttl":"NaN"}"#,
+            r#"{"ttl":"-inf"}"#,
+            r#"{"ttl":-5}"#,
+            r#"{"ttl":0.5}"#,
+        ] {
+            assert_eq!(reported_lease(&v(nothing)), None, "{nothing}");
+        }
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        assert_eq!(
+            renew_at(now, Duration::from_secs(300)),
+            now + Duration::from_secs(200)
+        );
+        assert!(renew_at(SystemTime::now(), Duration::MAX) > SystemTime::now());
     }
 
     #[tokio::test]
@@ -205,5 +259,39 @@ mod tests {
                 .unwrap();
         }
         assert!(cache.len() <= 2, "{}", cache.len());
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_evicts_the_coldest_lease_not_all() {
+        let cache = LeaseCache::<LeaseKey, u32>::new(2);
+        let now = SystemTime::now();
+        let fresh = |v: u32| async move { Ok::<_, ()>((v, now + Duration::from_secs(60))) };
+        cache
+            .get_or_fetch(&key("a"), now, || fresh(1))
+            .await
+            .unwrap();
+        cache
+            .get_or_fetch(&key("b"), now, || fresh(2))
+            .await
+            .unwrap();
+        // "a" is used again, then a third pod arrives: "b", the coldest, makes room.
+        assert_eq!(
+            cache.get_or_fetch(&key("a"), now, || fresh(9)).await,
+            Ok((1, true))
+        );
+        cache
+            .get_or_fetch(&key("c"), now, || fresh(3))
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.get_or_fetch(&key("a"), now, || fresh(9)).await,
+            Ok((1, true)),
+            "the recently used lease survives"
+        );
+        assert_eq!(
+            cache.get_or_fetch(&key("b"), now, || fresh(4)).await,
+            Ok((4, false)),
+            "the coldest was evicted and is fetched anew"
+        );
     }
 }

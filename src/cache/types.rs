@@ -1,34 +1,87 @@
-//! Item types learned from `/describe-item`, remembered by (gateway list, item name) for the
-//! life of the process so later mounts skip the look-up. Bounded.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! Item types learned from `/describe-item`, so later mounts skip the look-up.
+//!
+//! Key: the gateway list, the access ID and the item name. Item names are only unique within
+//! one Akeyless account, and the access ID names the account (and the identity whose view of
+//! the item was described), so two tenants on the shared `https://api.akeyless.io` never see
+//! each other's types. A remembered type is a hint, not a fact: the mount forgets it when the
+//! backend disagrees (the item is gone, or the read for that type is refused as invalid), so an
+//! item deleted and re-created with another type mounts again on the next mount.
 
 use crate::spec::ItemType;
 
+use super::BoundedMap;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct TypeKey {
+    gateways: Vec<String>,
+    access_id: String,
+    item: String,
+}
+
+impl TypeKey {
+    fn new(gateways: &[String], access_id: &str, item: &str) -> Self {
+        TypeKey {
+            gateways: gateways.to_vec(),
+            access_id: access_id.to_string(),
+            item: item.to_string(),
+        }
+    }
+}
+
+/// Bounded, least recently used out first.
 pub struct TypeCache {
-    types: Mutex<HashMap<(Vec<String>, String), ItemType>>,
-    max_entries: usize,
+    types: BoundedMap<TypeKey, ItemType>,
 }
 
 impl TypeCache {
     pub fn new(max_entries: usize) -> Self {
         TypeCache {
-            types: Mutex::new(HashMap::new()),
-            max_entries,
+            types: BoundedMap::new(max_entries),
         }
     }
 
-    pub fn get(&self, gateways: &[String], item: &str) -> Option<ItemType> {
-        let types = self.types.lock().unwrap_or_else(|p| p.into_inner());
-        types.get(&(gateways.to_vec(), item.to_string())).copied()
+    pub fn get(&self, gateways: &[String], access_id: &str, item: &str) -> Option<ItemType> {
+        self.types.get(&TypeKey::new(gateways, access_id, item))
     }
 
-    pub fn insert(&self, gateways: &[String], item: &str, t: ItemType) {
-        let mut types = self.types.lock().unwrap_or_else(|p| p.into_inner());
-        if types.len() >= self.max_entries {
-            types.clear(); // rare; re-learning costs one describe per item
-        }
-        types.insert((gateways.to_vec(), item.to_string()), t);
+    pub fn insert(&self, gateways: &[String], access_id: &str, item: &str, t: ItemType) {
+        self.types
+            .insert(TypeKey::new(gateways, access_id, item), t);
+    }
+
+    /// Forgets the type of `item` (the backend disagreed with it).
+    pub fn forget(&self, gateways: &[String], access_id: &str, item: &str) {
+        self.types.remove(&TypeKey::new(gateways, access_id, item));
+    }
+
+    pub fn len(&self) -> usize {
+        self.types.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_are_per_account_and_forgettable() {
+        let cache = TypeCache::new(10);
+        let gw = vec!["https://api.akeyless.io".to_string()];
+        cache.insert(&gw, "p-tenant-a", "/db", ItemType::Static);
+        assert_eq!(cache.get(&gw, "p-tenant-a", "/db"), Some(ItemType::Static));
+        assert_eq!(
+            cache.get(&gw, "p-tenant-b", "/db"),
+            None,
+            "another access ID (account) never sees this type"
+        );
+        cache.insert(&gw, "p-tenant-b", "/db", ItemType::Rotated);
+        assert_eq!(cache.get(&gw, "p-tenant-a", "/db"), Some(ItemType::Static));
+        cache.forget(&gw, "p-tenant-a", "/db");
+        assert_eq!(cache.get(&gw, "p-tenant-a", "/db"), None);
+        assert_eq!(cache.get(&gw, "p-tenant-b", "/db"), Some(ItemType::Rotated));
     }
 }

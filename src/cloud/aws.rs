@@ -71,7 +71,9 @@ pub fn sts_url(region: &str) -> String {
 
 /// `YYYYMMDD'T'HHMMSS'Z'` in UTC.
 pub fn amz_date(t: SystemTime) -> String {
-    crate::timefmt::rfc3339(t).replace(['-', ':'], "")
+    crate::timefmt::rfc3339(t)
+        .unwrap_or_default()
+        .replace(['-', ':'], "")
 }
 
 /// Builds Akeyless's `cloud-id` for `credentials`: a signed, unsent `GetCallerIdentity`.
@@ -151,9 +153,9 @@ pub enum AwsError {
 fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&close)?;
-    Some(xml[start..end].trim())
+    let (_, after_open) = xml.split_once(&open)?;
+    let (text, _) = after_open.split_once(&close)?;
+    Some(text.trim())
 }
 
 /// A `RoleSessionName` (`[\w+=,.@-]{2,64}`) naming the pod.
@@ -205,7 +207,12 @@ pub async fn assume_role_with_web_identity(
         .await
         .map_err(unreachable)?;
     let status = response.status().as_u16();
-    let bytes = response.bytes().await.map_err(unreachable)?;
+    let bytes = super::read_body(response)
+        .await
+        .map_err(|detail| AwsError::Unreachable {
+            endpoint: endpoint.to_string(),
+            detail,
+        })?;
     let xml = String::from_utf8_lossy(&bytes);
     if !(200..300).contains(&status) {
         return Err(AwsError::Refused {

@@ -75,12 +75,11 @@ pub async fn cloud_id(
             detail: e.without_url().to_string(),
         })?;
     let status = response.status().as_u16();
-    let bytes = response
-        .bytes()
+    let bytes = super::read_body(response)
         .await
-        .map_err(|e| AzureError::Unreachable {
+        .map_err(|detail| AzureError::Unreachable {
             authority: authority.clone(),
-            detail: e.without_url().to_string(),
+            detail,
         })?;
     if !(200..300).contains(&status) {
         let error = serde_json::from_slice::<ErrorResponse>(&bytes)

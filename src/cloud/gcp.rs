@@ -219,10 +219,14 @@ pub async fn pod_cloud_id(
         .await
         .map_err(unreachable("STS", &sts_base))?;
     let status = response.status().as_u16();
-    let body = response
-        .bytes()
-        .await
-        .map_err(unreachable("STS", &sts_base))?;
+    let body =
+        super::read_body(response)
+            .await
+            .map_err(|detail| WorkloadIdentityError::Unreachable {
+                what: "STS",
+                url: sts_base.clone(),
+                detail,
+            })?;
     if !(200..300).contains(&status) {
         return Err(WorkloadIdentityError::StsRefused {
             url: sts_base,
@@ -255,10 +259,14 @@ pub async fn pod_cloud_id(
         .await
         .map_err(unreachable("IAM Credentials", &iam_base))?;
     let status = response.status().as_u16();
-    let body = response
-        .bytes()
-        .await
-        .map_err(unreachable("IAM Credentials", &iam_base))?;
+    let body =
+        super::read_body(response)
+            .await
+            .map_err(|detail| WorkloadIdentityError::Unreachable {
+                what: "IAM Credentials",
+                url: iam_base.clone(),
+                detail,
+            })?;
     if !(200..300).contains(&status) {
         return Err(WorkloadIdentityError::ImpersonationRefused {
             url: iam_base,
@@ -330,14 +338,13 @@ pub async fn cloud_id(
             status,
         });
     }
-    let token = SecretString::from(
-        response
-            .text()
-            .await
-            .map_err(unreachable)?
-            .trim()
-            .to_string(),
-    );
+    let body = super::read_body(response)
+        .await
+        .map_err(|detail| GcpError::Unreachable {
+            url: base.to_string(),
+            detail,
+        })?;
+    let token = SecretString::from(String::from_utf8_lossy(&body).trim().to_string());
     if token.expose_secret().split('.').count() != 3 {
         return Err(GcpError::BadResponse {
             url: base.to_string(),

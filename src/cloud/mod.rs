@@ -10,6 +10,30 @@ pub mod sigv4;
 
 use clap::Args;
 
+/// Largest answer read from a cloud token service (their tokens are a few kilobytes). Some of
+/// these hosts are chosen by an SPC (e.g. `akeylessAzureAuthorityHost`), so nothing is
+/// buffered without bound.
+pub const MAX_CLOUD_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// Reads a cloud service's answer; a larger one than [`MAX_CLOUD_RESPONSE_BYTES`] is refused.
+/// The error is a transport detail (no body content).
+pub(crate) async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
+        if body.len().saturating_add(chunk.len()) > MAX_CLOUD_RESPONSE_BYTES {
+            return Err(format!(
+                "the answer is larger than {MAX_CLOUD_RESPONSE_BYTES} bytes"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Provider flags for cloud identities.
 #[derive(Args, Debug, Clone)]
 pub struct CloudArgs {
@@ -27,6 +51,11 @@ pub struct CloudArgs {
     /// provider, not as itself. Off by default.
     #[arg(long, env = "AKEYLESS_CSI_GCP_METADATA_IDENTITY")]
     pub gcp_metadata_identity: bool,
+    /// Audience of the node's Google ID token under --gcp-metadata-identity. The SPC's
+    /// akeylessGCPAudience (and akeylessGatewayURL) are ignored for the node's identity: it is
+    /// only ever sent to --akeyless-url, for this audience.
+    #[arg(long, env = "AKEYLESS_CSI_GCP_METADATA_AUDIENCE", default_value = crate::spec::GCP_DEFAULT_AUDIENCE)]
+    pub gcp_metadata_audience: String,
     /// Base URL of the GCP metadata server.
     #[arg(long, env = "AKEYLESS_CSI_GCP_METADATA_URL", default_value = gcp::DEFAULT_METADATA_URL)]
     pub gcp_metadata_url: String,
@@ -50,6 +79,7 @@ impl Default for CloudArgs {
             aws_sts_endpoint: None,
             aws_provider_credentials: false,
             gcp_metadata_identity: false,
+            gcp_metadata_audience: crate::spec::GCP_DEFAULT_AUDIENCE.to_string(),
             gcp_metadata_url: gcp::DEFAULT_METADATA_URL.to_string(),
             gcp_sts_endpoint: gcp::DEFAULT_STS_URL.to_string(),
             gcp_iam_credentials_endpoint: gcp::DEFAULT_IAM_CREDENTIALS_URL.to_string(),

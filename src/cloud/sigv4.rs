@@ -46,6 +46,7 @@ impl Scope<'_> {
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    #[allow(clippy::expect_used)] // HMAC takes keys of any length: this cannot fail.
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
     mac.update(data);
     mac.finalize().into_bytes().into()

@@ -486,7 +486,7 @@ impl Call<'_> {
             .iter()
             .map(|n| {
                 data.items
-                    .get(n)
+                    .get(&data.item_key(&identity.access_id, n))
                     .ok_or_else(|| ApiError::not_found(format!("item {n} not found")))
             })
             .collect::<ApiResult<Vec<&Item>>>()?;

@@ -206,6 +206,9 @@ pub(crate) struct Data {
     pub k8s_auth_configs: HashMap<String, K8sAuthConfig>,
     pub grants: Vec<Grant>,
     pub items: HashMap<String, Item>,
+    /// Access IDs of accounts other than the default one (access ID → account). Item names are
+    /// unique per account, as in Akeyless: the same name in two accounts is two items.
+    pub(crate) accounts: HashMap<String, String>,
     next_item_id: u64,
     pub sessions: HashMap<String, Session>,
     /// Session-map size that triggers the next sweep of expired tokens (amortised O(1)).
@@ -232,6 +235,7 @@ impl Default for Data {
             k8s_auth_configs: HashMap::new(),
             grants: Vec::new(),
             items: HashMap::new(),
+            accounts: HashMap::new(),
             next_item_id: FIRST_ITEM_ID,
             sessions: HashMap::new(),
             sweep_at: 1024,
@@ -243,7 +247,21 @@ impl Default for Data {
     }
 }
 
+/// Where an item named `name` (normalized) of `account` is stored: the default account's
+/// items under their names, another account's under `/@<account><name>`.
+fn account_item_key(account: Option<&str>, name: &str) -> String {
+    match account {
+        Some(account) => format!("/@{account}{name}"),
+        None => name.to_owned(),
+    }
+}
+
 impl Data {
+    /// Where the item `name` (normalized) that `access_id`'s account sees is stored.
+    pub(crate) fn item_key(&self, access_id: &str, name: &str) -> String {
+        account_item_key(self.accounts.get(access_id).map(String::as_str), name)
+    }
+
     /// Whether `identity` may read (and describe) `item_name` (normalized).
     pub(crate) fn can_read(&self, identity: &Identity, item_name: &str) -> bool {
         self.grants.iter().any(|g| g.allows(identity, item_name))
@@ -743,6 +761,28 @@ impl EmulatorState {
             SystemTime::now(),
         );
         ca_cert_pem
+    }
+
+    /// Puts `access_id` in `account` (not the default one): it sees only that account's items,
+    /// stored with the `*_in` methods.
+    pub fn set_account(&self, access_id: &str, account: &str) {
+        self.lock()
+            .accounts
+            .insert(access_id.to_owned(), account.to_owned());
+    }
+
+    /// [`put_static_secret`](Self::put_static_secret) in `account`.
+    pub fn put_static_secret_in(&self, account: &str, name: &str, value: &str) -> u32 {
+        let key = account_item_key(Some(account), &normalize_name(name));
+        self.lock()
+            .append_version(&key, StoredValue::Static(value.to_owned()))
+    }
+
+    /// [`put_rotated_secret`](Self::put_rotated_secret) in `account`.
+    pub fn put_rotated_secret_in(&self, account: &str, name: &str, value: Value) -> u32 {
+        let key = account_item_key(Some(account), &normalize_name(name));
+        self.lock()
+            .append_version(&key, StoredValue::Rotated(value))
     }
 
     /// Deletes the item and all its versions (no-op if absent).

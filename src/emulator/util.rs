@@ -39,7 +39,10 @@ pub(crate) fn add_saturating(now: SystemTime, d: Duration) -> SystemTime {
         .unwrap_or_else(|| UNIX_EPOCH + Duration::from_secs(253_402_300_799)) // 9999-12-31T23:59:59Z
 }
 
-pub(crate) use crate::timefmt::rfc3339;
+/// RFC 3339 text of `t` (the emulator only formats instants it made itself).
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    crate::timefmt::rfc3339(t).unwrap_or_else(|| "9999-12-31T23:59:59Z".into())
+}
 
 /// Akeyless item names are absolute paths; `secret` and `/secret` name the same item.
 pub(crate) fn normalize_name(name: &str) -> String {

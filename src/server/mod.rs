@@ -11,12 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tonic::{Request, Response, Status};
 
 use crate::error::{ErrorCode, MountError};
 use crate::mount::{self, ProviderContext};
 use crate::proto;
 use crate::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
+use crate::render::Rendered;
 use crate::request::MountRequest;
 use crate::secret::ExposeSecret;
 use crate::telemetry::Metrics;
@@ -92,6 +94,56 @@ fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
     })
 }
 
+impl ProviderService {
+    /// Runs one mount under a mount slot and the caller's budget. A panic in the pipeline (a
+    /// bug; none is reachable from input by design) fails this mount with `Internal` while the
+    /// process serves on: one tenant's request must never take down every pod's mounts.
+    async fn run_mount(
+        &self,
+        req: &MountRequest,
+        budget: Duration,
+    ) -> Result<Rendered, MountError> {
+        let deadline = mount::deadline_in(budget);
+        let got_slot = AtomicBool::new(false);
+        let work = async {
+            let _slot = self
+                .mount_slots
+                .acquire()
+                .await
+                .map_err(|_| MountError::internal("the mount queue is closed"))?;
+            got_slot.store(true, Ordering::Relaxed);
+            std::panic::AssertUnwindSafe(mount::mount_with_deadline(&self.ctx, req, deadline))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(MountError::internal(
+                        "the provider hit an internal error on this mount (a bug, logged as a panic); \
+                         other mounts are not affected; please report it",
+                    ))
+                })
+        };
+        match tokio::time::timeout(budget, work).await {
+            Ok(r) => r,
+            Err(_) if !got_slot.load(Ordering::Relaxed) => Err(MountError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the mount waited {:.1}s (the caller's deadline) for one of the provider's {} mount slots; \
+                     the node is mounting more volumes at once than --max-concurrent-mounts allows",
+                    budget.as_secs_f64(),
+                    self.max_concurrent_mounts
+                ),
+            )),
+            Err(_) => Err(MountError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the mount did not finish within {:.1}s (the caller's deadline); Akeyless is slow or unreachable",
+                    budget.as_secs_f64()
+                ),
+            )),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl CsiDriverProvider for ProviderService {
     async fn version(
@@ -135,40 +187,7 @@ impl CsiDriverProvider for ProviderService {
 
         let result = match decoded {
             Err(e) => Err(MountError::from(e)),
-            Ok(req) => {
-                let deadline = std::time::Instant::now() + budget;
-                let got_slot = std::sync::atomic::AtomicBool::new(false);
-                let work = async {
-                    let _slot = self
-                        .mount_slots
-                        .acquire()
-                        .await
-                        .map_err(|_| MountError::internal("the mount queue is closed"))?;
-                    got_slot.store(true, std::sync::atomic::Ordering::Relaxed);
-                    mount::mount_with_deadline(&self.ctx, &req, deadline).await
-                };
-                match tokio::time::timeout(budget, work).await {
-                    Ok(r) => r,
-                    Err(_) if !got_slot.load(std::sync::atomic::Ordering::Relaxed) => {
-                        Err(MountError::new(
-                            ErrorCode::Timeout,
-                            format!(
-                                "the mount waited {:.1}s (the caller's deadline) for one of the provider's {} mount slots; \
-                             the node is mounting more volumes at once than --max-concurrent-mounts allows",
-                                budget.as_secs_f64(),
-                                self.max_concurrent_mounts
-                            ),
-                        ))
-                    }
-                    Err(_) => Err(MountError::new(
-                        ErrorCode::Timeout,
-                        format!(
-                            "the mount did not finish within {:.1}s (the caller's deadline); Akeyless is slow or unreachable",
-                            budget.as_secs_f64()
-                        ),
-                    )),
-                }
-            }
+            Ok(req) => self.run_mount(&req, budget).await,
         };
         let elapsed = started.elapsed();
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;

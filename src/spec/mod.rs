@@ -6,6 +6,7 @@
 //! and the sync controller use it as is), and [`Credentials::resolve`] binds the credentials a
 //! mount carries (nodePublishSecretRef data and the pod's service-account tokens).
 
+mod allow;
 mod objects;
 pub mod paths;
 
@@ -13,6 +14,7 @@ use std::fmt;
 
 use url::Url;
 
+pub use allow::GatewayAllowList;
 pub use objects::{
     CertFormat, CertOptions, Encoding, Extract, ItemType, OBJECT_FIELDS, ObjectSpec, PkiOptions,
     parse_duration, parse_mode,
@@ -305,6 +307,17 @@ pub struct AzureWorkloadIdentity {
     pub authority_host: String,
 }
 
+/// Azure AD's authority host in the public cloud (the default).
+pub const AZURE_PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
+
+/// Azure AD's authority hosts (public cloud first, then US Government and China), always
+/// allowed as `akeylessAzureAuthorityHost`.
+pub const AZURE_AUTHORITY_HOSTS: &[&str] = &[
+    AZURE_PUBLIC_AUTHORITY,
+    "https://login.microsoftonline.us",
+    "https://login.chinacloudapi.cn",
+];
+
 /// The audience Azure AD expects on a federated service-account token.
 pub const AZURE_TOKEN_AUDIENCE: &str = "api://AzureADTokenExchange";
 
@@ -319,7 +332,15 @@ pub struct SecretProviderSpec {
 /// Provider-wide defaults and limits that shape parsing.
 #[derive(Clone, Debug)]
 pub struct SpecDefaults {
+    /// `--akeyless-url`: the gateway of SPCs that name none, and the only one the provider's
+    /// own (node) identities ever talk to.
     pub gateway_url: String,
+    /// `--allowed-gateways`: the hosts an SPC may name (empty: any). `--akeyless-url` is
+    /// always allowed.
+    pub allowed_gateways: GatewayAllowList,
+    /// The audience of the node's Google ID token (`--gcp-metadata-audience`): the operator's
+    /// choice, never the SPC's.
+    pub provider_gcp_audience: String,
     pub max_objects: usize,
     /// Most bytes one mount may return (all files together).
     pub max_mount_bytes: usize,
@@ -328,10 +349,19 @@ pub struct SpecDefaults {
 /// The driver's default gRPC receive limit (`--max-call-recv-msg-size`): a larger answer fails.
 pub const DRIVER_MESSAGE_LIMIT: usize = 4 * 1024 * 1024;
 
+impl SpecDefaults {
+    /// Whether an SPC may name `url` (normalized) as its gateway.
+    pub fn gateway_allowed(&self, url: &str) -> bool {
+        url == self.gateway_url.trim_end_matches('/') || self.allowed_gateways.allows(url)
+    }
+}
+
 impl Default for SpecDefaults {
     fn default() -> Self {
         SpecDefaults {
             gateway_url: "https://api.akeyless.io".into(),
+            allowed_gateways: GatewayAllowList::default(),
+            provider_gcp_audience: GCP_DEFAULT_AUDIENCE.into(),
             max_objects: 500,
             // Leave room for paths and framing under the driver's limit.
             max_mount_bytes: DRIVER_MESSAGE_LIMIT - 64 * 1024,
@@ -360,10 +390,10 @@ pub fn normalize_gateway_url(raw: &str) -> Result<String, String> {
 pub fn count_pem_certificates(pem: &str) -> Result<usize, String> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
-    let mut n = 0;
+    let mut n: usize = 0;
     for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
         cert.map_err(|e| format!("is not valid PEM ({e})"))?;
-        n += 1;
+        n = n.saturating_add(1);
     }
     if n == 0 {
         return Err("holds no PEM CERTIFICATE block".into());
@@ -405,6 +435,16 @@ impl SecretProviderSpec {
             .filter(|s| !s.is_empty())
         {
             match normalize_gateway_url(raw) {
+                Ok(url) if !defaults.gateway_allowed(&url) => problem(
+                    keys::GATEWAY_URL,
+                    format!(
+                        "parameter {}: {url} is not allowed on this cluster; the provider's operator \
+                         allows only {} (provider flag --allowed-gateways) and {}",
+                        keys::GATEWAY_URL,
+                        defaults.allowed_gateways.describe(),
+                        defaults.gateway_url
+                    ),
+                ),
                 Ok(url) => gateways.push(url),
                 Err(why) => problem(
                     keys::GATEWAY_URL,
@@ -481,14 +521,34 @@ impl SecretProviderSpec {
                     );
                 }
                 let authority_host = match params.get(keys::AZURE_AUTHORITY_HOST) {
-                    None => "https://login.microsoftonline.com".to_string(),
-                    Some(url) => normalize_gateway_url(url).unwrap_or_else(|why| {
-                        problem(
-                            keys::AZURE_AUTHORITY_HOST,
-                            format!("parameter {}: {why}", keys::AZURE_AUTHORITY_HOST),
-                        );
-                        String::new()
-                    }),
+                    None => AZURE_PUBLIC_AUTHORITY.to_string(),
+                    Some(url) => match normalize_gateway_url(url) {
+                        Ok(url)
+                            if !AZURE_AUTHORITY_HOSTS.contains(&url.as_str())
+                                && !defaults.allowed_gateways.allows_any()
+                                && !defaults.allowed_gateways.allows(&url) =>
+                        {
+                            problem(
+                                keys::AZURE_AUTHORITY_HOST,
+                                format!(
+                                    "parameter {}: {url} is neither an Azure AD authority ({}) nor \
+                                     allowed by the provider flag --allowed-gateways ({})",
+                                    keys::AZURE_AUTHORITY_HOST,
+                                    AZURE_AUTHORITY_HOSTS.join(", "),
+                                    defaults.allowed_gateways.describe()
+                                ),
+                            );
+                            String::new()
+                        }
+                        Ok(url) => url,
+                        Err(why) => {
+                            problem(
+                                keys::AZURE_AUTHORITY_HOST,
+                                format!("parameter {}: {why}", keys::AZURE_AUTHORITY_HOST),
+                            );
+                            String::new()
+                        }
+                    },
                 };
                 Some(AzureWorkloadIdentity {
                     client_id: client_id.unwrap_or_default().to_string(),
@@ -818,9 +878,24 @@ pub fn parse_mount(
     req: &MountRequest,
     defaults: &SpecDefaults,
 ) -> Result<(SecretProviderSpec, Credentials), SpecErrors> {
-    let spec = SecretProviderSpec::from_parameters(&req.parameters, defaults)?;
+    let mut spec = SecretProviderSpec::from_parameters(&req.parameters, defaults)?;
     let creds = Credentials::resolve(&spec.auth, &req.parameters, &req.secrets, &req.tokens)?;
+    if matches!(creds.credential, Credential::ProviderIdentity) {
+        spec.bind_to_operator(defaults);
+    }
     Ok((spec, creds))
+}
+
+impl SecretProviderSpec {
+    /// A mount that authenticates with the provider's own (node) cloud identity talks only to
+    /// `--akeyless-url`, with the operator's audience: a credential of the node must never go
+    /// to a gateway, or carry an audience, that a tenant chose. The SPC's gateway, CA and
+    /// audience are ignored.
+    pub fn bind_to_operator(&mut self, defaults: &SpecDefaults) {
+        self.connection.gateways = vec![defaults.gateway_url.trim_end_matches('/').to_string()];
+        self.connection.ca_cert_pem = None;
+        self.auth.gcp_audience = Some(defaults.provider_gcp_audience.clone());
+    }
 }
 
 #[cfg(test)]

@@ -681,8 +681,9 @@ pub fn parse_objects(
         .collect();
 
     let names: Vec<&str> = objects.iter().map(|o| o.file_name.as_str()).collect();
-    if let Some((a, b)) = find_conflict(&names) {
-        let (first, second) = (&objects[a.min(b)], &objects[a.max(b)]);
+    if let Some((a, b)) = find_conflict(&names)
+        && let (Some(first), Some(second)) = (objects.get(a.min(b)), objects.get(a.max(b)))
+    {
         let why = if first.file_name == second.file_name {
             "is already used by".to_string()
         } else {

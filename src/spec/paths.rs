@@ -49,7 +49,8 @@ pub fn find_conflict(paths: &[&str]) -> Option<(usize, usize)> {
     // After sorting, a path that is a directory prefix of others sorts directly before one of
     // them ("a" < "a/b"; anything between them would also start with "a" and be checked first).
     for pair in sorted.windows(2) {
-        let ((ia, a), (ib, b)) = (pair[0], pair[1]);
+        let [(ia, a), (ib, b)] =
+            [pair.first(), pair.get(1)].map(|p| p.copied().unwrap_or_default());
         if a == b || (b.starts_with(a) && b.as_bytes().get(a.len()) == Some(&b'/')) {
             return Some((ia, ib));
         }
@@ -57,7 +58,11 @@ pub fn find_conflict(paths: &[&str]) -> Option<(usize, usize)> {
     // "a" < "a-b" < "a/b": a prefix directory may be separated from its child by siblings.
     for (i, a) in paths.iter().enumerate() {
         for (j, b) in paths.iter().enumerate() {
-            if i != j && b.len() > a.len() && b.starts_with(a) && b.as_bytes()[a.len()] == b'/' {
+            if i != j
+                && b.len() > a.len()
+                && b.starts_with(a)
+                && b.as_bytes().get(a.len()) == Some(&b'/')
+            {
                 return Some((i, j));
             }
         }

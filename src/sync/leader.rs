@@ -52,11 +52,15 @@ impl LeaderElection {
     /// Returns once this replica holds the Lease.
     pub async fn acquire(&mut self) {
         loop {
-            match self.try_acquire_or_renew().await {
-                Ok(true) => return,
-                Ok(false) => {}
-                Err(e) => {
+            let round = self.config.renew_deadline;
+            match tokio::time::timeout(round, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => return,
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, lease = %self.config.name, "leader election: cannot read or write the Lease")
+                }
+                Err(_) => {
+                    tracing::warn!(lease = %self.config.name, "leader election: the API server did not answer in time")
                 }
             }
             tokio::time::sleep(self.config.retry_period).await;
@@ -69,15 +73,22 @@ impl LeaderElection {
         let mut last_renewal = Instant::now();
         loop {
             tokio::time::sleep(self.config.retry_period).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_renewal = Instant::now(),
-                Ok(false) => {
+            // A renewal that hangs must not outlive the renew deadline: past it, another
+            // replica may take the Lease while this one still believes it leads.
+            let left = self
+                .config
+                .renew_deadline
+                .saturating_sub(last_renewal.elapsed());
+            match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => last_renewal = Instant::now(),
+                Ok(Ok(false)) => {
                     tracing::warn!(lease = %self.config.name, "leader election: another replica holds the Lease");
                     return;
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, lease = %self.config.name, "leader election: renewing the Lease failed");
                 }
+                Err(_) => {}
             }
             if last_renewal.elapsed() >= self.config.renew_deadline {
                 tracing::warn!(lease = %self.config.name, "leader election: could not renew within the deadline");
@@ -89,6 +100,16 @@ impl LeaderElection {
     /// Gives the Lease up at shutdown so a standby takes over at once instead of after
     /// `lease_duration`.
     pub async fn release(&mut self) {
+        let deadline = self.config.renew_deadline;
+        if tokio::time::timeout(deadline, self.release_now())
+            .await
+            .is_err()
+        {
+            tracing::warn!(lease = %self.config.name, "leader election: releasing the Lease timed out");
+        }
+    }
+
+    async fn release_now(&mut self) {
         let Ok(Some(mut lease)) = self.api.get_opt(&self.config.name).await else {
             return;
         };
@@ -149,7 +170,14 @@ impl LeaderElection {
             return Ok(false);
         }
         let transitions = spec.lease_transitions.unwrap_or(0);
-        let mut new = self.spec(now, if ours { transitions } else { transitions + 1 });
+        let mut new = self.spec(
+            now,
+            if ours {
+                transitions
+            } else {
+                transitions.saturating_add(1)
+            },
+        );
         if ours {
             new.acquire_time = spec.acquire_time;
         }

@@ -16,6 +16,8 @@ use super::secret::{self, DesiredSecret, LABEL_MANAGED, Ownership};
 use super::spc::{self, SecretProviderClass, SpcError, SyncSettings};
 use super::tokens::TokenSource;
 use crate::error::MountError;
+use futures_util::FutureExt;
+
 use crate::mount::{ProviderContext, mount_with_deadline};
 use crate::request::{
     MountRequest, NodePublishSecrets, Parameters, PodIdentity, ServiceAccountTokens,
@@ -190,7 +192,7 @@ pub async fn reconcile(
                 s.failures = 0;
                 let next = s
                     .last_sync
-                    .map(|t| (t + interval).saturating_duration_since(Instant::now()))
+                    .map(|t| interval.saturating_sub(t.elapsed()))
                     .unwrap_or(interval);
                 (next, recovered)
             };
@@ -248,7 +250,7 @@ pub fn backoff(failures: u32, interval: Duration) -> Duration {
 
 /// Up to +10%, so SPCs created together don't all refresh in the same second.
 fn jitter(d: Duration) -> Duration {
-    d + d.mul_f64(rand::random::<f64>() * 0.1)
+    d.saturating_add(d.mul_f64(rand::random::<f64>() * 0.1))
 }
 
 struct Outcome {
@@ -360,6 +362,8 @@ async fn render(
     ctx: &Context,
     namespace: &str,
 ) -> Result<Vec<DesiredSecret>, SyncError> {
+    // One deadline for the whole mount, the TokenRequest included.
+    let deadline = crate::mount::deadline_in(ctx.options.mount_timeout);
     let parameters = Parameters::new(spc.spec.parameters.clone());
     // Checked before any token is minted; the mount parses it again, with the token.
     let spec =
@@ -370,10 +374,12 @@ async fn render(
         .auth
         .pod_token_audience()
         .unwrap_or_else(|| ctx.options.default_audience.clone());
-    let token = ctx
+    let token_request = ctx
         .tokens
-        .token(namespace, &settings.service_account, &audience)
+        .token(namespace, &settings.service_account, &audience);
+    let token = tokio::time::timeout_at(deadline.into(), token_request)
         .await
+        .unwrap_or(Err(super::tokens::TokenError::Timeout))
         .map_err(|e| SyncError::Token {
             namespace: namespace.to_owned(),
             service_account: settings.service_account.clone(),
@@ -400,12 +406,19 @@ async fn render(
             spc.metadata.name.as_deref().unwrap_or_default()
         ),
     };
-    let rendered = mount_with_deadline(
+    // As on the driver's socket: a panic (a bug) fails this SPC's sync alone.
+    let rendered = std::panic::AssertUnwindSafe(mount_with_deadline(
         &ctx.provider,
         &request,
-        Instant::now() + ctx.options.mount_timeout,
-    )
-    .await?;
+        deadline,
+    ))
+    .catch_unwind()
+    .await
+    .unwrap_or_else(|_| {
+        Err(MountError::internal(
+            "the provider hit an internal error on this SPC (a bug, logged as a panic); please report it",
+        ))
+    })?;
     secret::desired_secrets(&spc.spec.secret_objects, &rendered).map_err(SyncError::Shape)
 }
 
@@ -482,7 +495,7 @@ fn truncate(mut s: String, max: usize) -> String {
     if s.len() > max {
         let mut end = max;
         while !s.is_char_boundary(end) {
-            end -= 1;
+            end = end.saturating_sub(1);
         }
         s.truncate(end);
     }

@@ -146,23 +146,17 @@ impl<'a> Tlv<'a> {
             if n == 0 || n > 4 || rest.len() < n {
                 return None;
             }
-            let len = rest[..n]
-                .iter()
-                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-            rest = &rest[n..];
+            let (digits, after) = rest.split_at_checked(n)?;
+            let len = digits.iter().try_fold(0usize, |acc, b| {
+                acc.checked_mul(256)?.checked_add(usize::from(*b))
+            })?;
+            rest = after;
             len
         };
-        if rest.len() < len {
-            return None;
-        }
-        let header = input.len() - rest.len();
-        Some((
-            Tlv {
-                raw: &input[..header + len],
-                value: &rest[..len],
-            },
-            &rest[len..],
-        ))
+        let (value, after) = rest.split_at_checked(len)?;
+        let header = input.len().checked_sub(rest.len())?;
+        let raw = input.get(..header.checked_add(len)?)?;
+        Some((Tlv { raw, value }, after))
     }
 }
 

@@ -5,14 +5,13 @@
 //! Kubernetes token means the same cached Akeyless token, and a refresh every few minutes does
 //! not log in to Akeyless again.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
 
+use crate::cache::BoundedMap;
 use crate::request::ServiceAccountToken;
 use crate::secret::SecretString;
 
@@ -23,12 +22,16 @@ struct Key {
     audience: String,
 }
 
+#[derive(Clone)]
 struct Cached {
     token: SecretString,
     expiration: Option<String>,
     refresh_at: Instant,
-    expires_at: Instant,
 }
+
+/// Most tokens kept (one per namespace, service account and audience in use); when full, the
+/// least recently used goes and is minted again when next needed.
+const MAX_CACHED_TOKENS: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -36,6 +39,8 @@ pub enum TokenError {
     Api(#[from] kube::Error),
     #[error("the API server answered the TokenRequest without a token")]
     NoToken,
+    #[error("the API server did not answer the TokenRequest before the sync's deadline")]
+    Timeout,
 }
 
 /// Mints and caches service-account tokens. One per controller; never shared across
@@ -43,7 +48,7 @@ pub enum TokenError {
 pub struct TokenSource {
     client: kube::Client,
     lifetime: Duration,
-    cache: Mutex<HashMap<Key, Cached>>,
+    cache: BoundedMap<Key, Cached>,
 }
 
 impl TokenSource {
@@ -52,7 +57,7 @@ impl TokenSource {
         TokenSource {
             client,
             lifetime,
-            cache: Mutex::new(HashMap::new()),
+            cache: BoundedMap::new(MAX_CACHED_TOKENS),
         }
     }
 
@@ -70,7 +75,7 @@ impl TokenSource {
             audience: audience.to_owned(),
         };
         let now = Instant::now();
-        if let Some(c) = self.lock().get(&key).filter(|c| now < c.refresh_at) {
+        if let Some(c) = self.cache.get(&key).filter(|c| now < c.refresh_at) {
             return Ok(ServiceAccountToken {
                 token: c.token.clone(),
                 expiration: c.expiration.clone(),
@@ -99,22 +104,16 @@ impl TokenSource {
                 .unwrap_or(Duration::ZERO);
         let token = SecretString::from(status.token);
         let expiration = Some(expiration.to_string());
-        let mut cache = self.lock();
-        cache.retain(|_, c| c.expires_at > now);
-        cache.insert(
+        self.cache.insert(
             key,
             Cached {
                 token: token.clone(),
                 expiration: expiration.clone(),
-                refresh_at: now + life.mul_f64(0.8),
-                expires_at: now + life,
+                refresh_at: now
+                    .checked_add(life.checked_div(5).unwrap_or_default().saturating_mul(4))
+                    .unwrap_or(now),
             },
         );
         Ok(ServiceAccountToken { token, expiration })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Cached>> {
-        // A panic while holding the lock leaves a consistent map; keep using it.
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

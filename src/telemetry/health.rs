@@ -90,7 +90,7 @@ impl BackendHealth {
             s.failures_since_reachable = 0;
         } else {
             s.last_unreachable = Some(now);
-            s.failures_since_reachable += 1;
+            s.failures_since_reachable = s.failures_since_reachable.saturating_add(1);
         }
     }
 

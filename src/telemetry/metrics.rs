@@ -358,7 +358,7 @@ impl Drop for InFlightMount {
 fn status_label(status: &str) -> String {
     let is_http = status.len() == 3
         && status.bytes().all(|b| b.is_ascii_digit())
-        && (b'1'..=b'5').contains(&status.as_bytes()[0]);
+        && (b'1'..=b'5').contains(status.as_bytes().first().unwrap_or(&0));
     if is_http || BACKEND_STATUSES.contains(&status) {
         status.to_string()
     } else {

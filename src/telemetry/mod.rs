@@ -39,6 +39,34 @@ pub fn init_logging(format: LogFormat, level: &str) {
     };
 }
 
+/// Replaces the default panic report (which prints the panic's message) with a log line that
+/// names only where it happened. A message may quote the value being processed (a slice of a
+/// secret, a token), so it is never printed. Every shipped profile unwinds, and a panicking
+/// mount becomes an `Internal` answer (see `server`), so the process serves on.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "unknown".into());
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_string();
+        if tracing::dispatcher::has_been_set() {
+            tracing::error!(
+                %location,
+                %thread,
+                "panic: a bug in the provider (its message is withheld because it may quote input)"
+            );
+        } else {
+            eprintln!(
+                "panic at {location} in thread {thread} (message withheld: it may quote input)"
+            );
+        }
+    }));
+}
+
 /// `/metrics` in the Prometheus text format.
 pub fn metrics_router(metrics: Metrics) -> Router {
     Router::new().route(
