@@ -295,7 +295,8 @@ fn gcp_request(
 }
 
 /// `gcp` uses the node's Google identity from the metadata server, only with
-/// `--gcp-metadata-identity`; the ID token's audience is `akeylessGCPAudience`.
+/// `--gcp-metadata-identity`; the ID token's audience is the operator's
+/// (`--gcp-metadata-audience`), never the SPC's `akeylessGCPAudience`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcp_uses_the_node_identity_only_when_opted_in() {
     const NODE_SA: &str = "node@project.iam.gserviceaccount.com";
@@ -327,15 +328,35 @@ async fn gcp_uses_the_node_identity_only_when_opted_in() {
         (who.access_type.as_str(), who.subject.as_deref()),
         ("gcp", Some(NODE_SA))
     );
-    // An audience the auth method doesn't accept fails at Akeyless.
+    // The SPC's audience is ignored for the node's identity: still the operator's.
     let other = pod("team-a", "other");
+    f.mount(gcp_request(&other, Some("https://elsewhere.example")))
+        .await
+        .expect("the SPC cannot choose the node token's audience");
+    assert!(f.provider.logs().contains("--gcp-metadata-identity"));
+    // An operator audience the auth method doesn't accept fails at Akeyless.
+    let elsewhere = fixture_with(
+        |url| {
+            vec![
+                "--gcp-metadata-identity".into(),
+                "--gcp-metadata-url".into(),
+                url.to_string(),
+                "--gcp-metadata-audience".into(),
+                "https://elsewhere.example".into(),
+            ]
+        },
+        &[],
+    )
+    .await;
+    elsewhere.state().set_gcp_node_service_account(NODE_SA);
+    elsewhere
+        .state()
+        .add_gcp_auth(GCP_ACCESS_ID, "akeyless.io", &[NODE_SA]);
     expect_error(
-        f.mount(gcp_request(&other, Some("https://elsewhere.example")))
-            .await,
+        elsewhere.mount(gcp_request(&web, None)).await,
         Code::Unauthenticated,
         "AuthFailed",
     );
-    assert!(f.provider.logs().contains("--gcp-metadata-identity"));
 
     // Without the flag, gcp is refused before any call.
     let plain = fixture_with(|_| vec![], &[]).await;

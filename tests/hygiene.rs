@@ -105,8 +105,19 @@ async fn trace_logs_hold_no_secrets() {
         for file in &resp.files {
             let text = String::from_utf8_lossy(&file.contents).to_string();
             if file.path.ends_with("tls.key") {
-                let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
-                secrets.push((format!("private key {}", file.path), body));
+                // Each base64 line on its own: a leaked key would appear line by line (or with
+                // escaped newlines), never as the lines glued together.
+                let lines: Vec<&str> = text
+                    .lines()
+                    .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+                    .collect();
+                assert!(!lines.is_empty(), "{} holds a PEM body", file.path);
+                for (i, line) in lines.into_iter().enumerate() {
+                    secrets.push((
+                        format!("private key {} line {i}", file.path),
+                        line.to_string(),
+                    ));
+                }
             }
             if file.path == "dynamic" {
                 let v: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -192,7 +192,9 @@ async fn retry_after_is_honoured() {
 
 /// 2,000 interleaved concurrent mounts from two namespaces (several service accounts and
 /// pods each, both token scopes), each namespace's items readable only by its own identities.
-/// The emulator records which identity every request acted as: zero cross-identity uses.
+/// Besides the namespace's items, a `pod`-scoped mount reads its pod's own item and a
+/// `serviceAccount`-scoped mount its service account's. The emulator records which identity
+/// every request acted as: zero reads of another namespace's, pod's or service account's item.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_identity_ever_receives_another_identitys_token() {
     let f = Arc::new(Fixture::new().await);
@@ -217,35 +219,54 @@ async fn no_identity_ever_receives_another_identitys_token() {
             )
         })
         .collect();
+    for pd in &pods {
+        let (ns, uid, sa) = (&pd.namespace, &pd.uid, &pd.service_account);
+        f.state()
+            .put_static_secret(&format!("/{ns}/pods/{uid}"), &format!("pod-{uid}"));
+        f.state()
+            .put_static_secret(&format!("/{ns}/sas/{sa}"), &format!("sa-{ns}-{sa}"));
+    }
     let requests: Vec<_> = (0..2000)
         .map(|i| {
-            let pd = &pods[(i * 7) % pods.len()];
+            let pd = pods[(i * 7) % pods.len()].clone();
+            let scope = if i % 3 == 0 { "serviceAccount" } else { "pod" };
+            let own = match scope {
+                "pod" => format!("/{}/pods/{}", pd.namespace, pd.uid),
+                _ => format!("/{}/sas/{}", pd.namespace, pd.service_account),
+            };
             let objects = format!(
-                "- secretPath: /{0}/db\n  type: static\n- secretPath: /{0}/api\n  type: static\n",
+                "- secretPath: /{0}/db\n  type: static\n- secretPath: /{0}/api\n  type: static\n\
+                 - secretPath: {own}\n  type: static\n  fileName: own\n",
                 pd.namespace
             );
-            let scope = if i % 3 == 0 { "serviceAccount" } else { "pod" };
-            (pd.namespace.clone(), k8s_request(&f, pd, &objects, scope))
+            let request = k8s_request(&f, &pd, &objects, scope);
+            (pd, scope, request)
         })
         .collect();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = Vec::new();
-    for (ns, request) in requests {
+    for (pd, scope, request) in requests {
         let (f, semaphore) = (f.clone(), semaphore.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = semaphore.acquire().await.unwrap();
-            (ns, f.mount(request).await)
+            (pd, scope, f.mount(request).await)
         }));
     }
     let mut mounted = 0;
     for t in tasks {
-        let (ns, result) = t.await.unwrap();
+        let (pd, scope, result) = t.await.unwrap();
+        let ns = &pd.namespace;
         let resp = result.unwrap_or_else(|e| panic!("mount in {ns}: {}", e.message()));
+        let own = match scope {
+            "pod" => format!("pod-{}", pd.uid),
+            _ => format!("sa-{ns}-{}", pd.service_account),
+        };
         assert_eq!(
             files(&resp),
             vec![
                 ("api".into(), 0o644, format!("{ns}-api")),
-                ("db".into(), 0o644, format!("{ns}-db"))
+                ("db".into(), 0o644, format!("{ns}-db")),
+                ("own".into(), 0o644, own),
             ]
         );
         mounted += 1;
@@ -265,11 +286,22 @@ async fn no_identity_ever_receives_another_identitys_token() {
         ));
         if r.path == "/get-secret-value" {
             reads += 1;
-            let ns = who.namespace.unwrap_or_default();
+            let ns = who.namespace.clone().unwrap_or_default();
+            let pod_uid = who.pod_uid.clone().unwrap_or_default();
+            let sa = who.service_account.clone().unwrap_or_default();
             violations += r
                 .items
                 .iter()
-                .filter(|item| !item.starts_with(&format!("/{ns}/")))
+                .filter(|item| {
+                    let foreign_ns = !item.starts_with(&format!("/{ns}/"));
+                    // A pod-scoped token (one pod's) reading another pod's item, or any token
+                    // reading another service account's item.
+                    let foreign_pod =
+                        item.contains("/pods/") && !item.ends_with(&format!("/pods/{pod_uid}"));
+                    let foreign_sa =
+                        item.contains("/sas/") && !item.ends_with(&format!("/sas/{sa}"));
+                    foreign_ns || foreign_pod || foreign_sa
+                })
                 .count();
             assert_eq!(r.status, 200, "{r:?}");
         }
@@ -281,6 +313,96 @@ async fn no_identity_ever_receives_another_identitys_token() {
     );
     assert_eq!(violations, 0);
     assert!(logins < 100, "tokens are cached: {logins} logins");
+}
+
+/// Two Akeyless accounts behind one gateway (as on the shared api.akeyless.io) each hold an
+/// item named `/shared/config`, one static, one rotated. Untyped objects: every mount of each
+/// tenant gets its own account's item, whatever the other tenant's mounts taught the caches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_accounts_never_share_an_item_type() {
+    let f = Arc::new(Fixture::new().await);
+    let s = f.state();
+    for (access_id, key, account) in [
+        ("p-tenanta00001", "key-a", "acc-a"),
+        ("p-tenantb00001", "key-b", "acc-b"),
+    ] {
+        s.add_access_key_auth(access_id, key);
+        s.set_account(access_id, account);
+        s.grant_read(access_id, "/*", &[]);
+    }
+    s.put_static_secret_in("acc-a", "/shared/config", "static-of-a");
+    s.put_rotated_secret_in(
+        "acc-b",
+        "/shared/config",
+        serde_json::json!({"password": "rotated-of-b"}),
+    );
+    let request = |access_id: &str, key: &str, i: usize| {
+        let p = params(&[
+            ("akeylessAccessID", access_id),
+            (
+                "objects",
+                "- secretPath: /shared/config\n  fileName: config\n",
+            ),
+        ]);
+        let secret = params(&[("akeylessAccessKey", key)]);
+        driver::mount_request("spc", &p, &pod("ns", &format!("p{i}")), &[], Some(&secret))
+    };
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let f = f.clone();
+        let (access_id, key, want) = if i % 2 == 0 {
+            ("p-tenanta00001", "key-a", "static-of-a")
+        } else {
+            ("p-tenantb00001", "key-b", r#"{"password":"rotated-of-b"}"#)
+        };
+        let req = request(access_id, key, i % 10);
+        tasks.push(tokio::spawn(async move {
+            let resp = f
+                .mount(req)
+                .await
+                .unwrap_or_else(|e| panic!("{access_id}: {}", e.message()));
+            assert_eq!(files(&resp)[0].2, want, "{access_id}");
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let describes = f.state().count("/describe-item");
+    eprintln!("two accounts: 200 concurrent mounts, {describes} describe-item calls");
+    // Once learned, each account's type is remembered: later mounts describe nothing.
+    for i in 0..10 {
+        let (access_id, key) = if i % 2 == 0 {
+            ("p-tenanta00001", "key-a")
+        } else {
+            ("p-tenantb00001", "key-b")
+        };
+        f.mount(request(access_id, key, i)).await.unwrap();
+    }
+    assert_eq!(f.state().count("/describe-item"), describes);
+}
+
+/// An untyped object whose item was deleted and re-created as another type mounts the new
+/// type: the remembered type is dropped as soon as the backend disagrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_type_heals_when_the_item_changes_type() {
+    let f = access_key_fixture(&[]).await;
+    let untyped = "- secretPath: /apps/changing\n  fileName: v\n";
+    f.state()
+        .put_static_secret("/apps/changing", "static-value");
+    let resp = f.mount(access_key_request(untyped)).await.unwrap();
+    assert_eq!(files(&resp)[0].2, "static-value");
+    assert_eq!(f.state().count("/describe-item"), 1);
+    f.state().delete_item("/apps/changing");
+    f.state()
+        .put_rotated_secret("/apps/changing", serde_json::json!({"password": "rotated"}));
+    let resp = f
+        .mount(access_key_request(untyped))
+        .await
+        .expect("the next mount re-learns the type");
+    assert_eq!(files(&resp)[0].2, r#"{"password":"rotated"}"#);
+    assert_eq!(f.state().count("/describe-item"), 2, "described once more");
+    f.mount(access_key_request(untyped)).await.unwrap();
+    assert_eq!(f.state().count("/describe-item"), 2, "and remembered again");
 }
 
 /// AKS workload identity: the pod's own token (audience api://AzureADTokenExchange) is exchanged

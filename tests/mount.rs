@@ -627,32 +627,48 @@ async fn stale_socket_is_replaced_and_sigterm_drains_in_flight_mounts() {
     emulator.state().add_access_key_auth(ACCESS_ID, ACCESS_KEY);
     emulator.state().grant_read(ACCESS_ID, "/*", &[]);
     emulator.state().put_static_secret("/apps/s0", "v0");
-    // A first provider leaves its socket behind when killed.
-    let first = ProviderProcess::start(&emulator.url(), &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("akeyless.sock");
-    std::fs::copy(
-        first.dir.path().join("provider.log"),
-        dir.path().join("unused"),
-    )
-    .ok();
-    drop(first);
-    // Simulate the stale file at our endpoint: a bound-then-abandoned socket.
-    let stale = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-    drop(stale);
-    assert!(exists(&socket));
-    let mut child = std::process::Command::new(BIN)
-        .arg("--endpoint")
-        .arg(&socket)
-        .args([
-            "--akeyless-url",
-            &emulator.url(),
-            "--health-addr",
-            "127.0.0.1:0",
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let spawn = |socket: &std::path::Path| {
+        std::process::Command::new(provider_bin())
+            .arg("--endpoint")
+            .arg(socket)
+            .args([
+                "--akeyless-url",
+                &emulator.url(),
+                "--health-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // A first provider serves on the endpoint, then is SIGKILLed: no cleanup, so its socket
+    // file stays behind with nobody listening.
+    let mut first = spawn(&socket);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut c) = driver::connect(&socket).await
+            && c.version(proto::VersionRequest::default()).await.is_ok()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first provider never served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(exists(&socket), "a killed provider leaves its socket file");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&socket).is_err(),
+        "nobody listens on the stale socket"
+    );
+    let mut child = spawn(&socket);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut client = loop {
         if let Ok(mut c) = driver::connect(&socket).await

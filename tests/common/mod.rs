@@ -2,6 +2,8 @@
 //! 127.0.0.1, and requests built exactly as the CSI driver v1.6 builds them.
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -14,6 +16,12 @@ use akeyless_csi_provider::proto::csi_driver_provider_client::CsiDriverProviderC
 use tonic::transport::Channel;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_akeyless-csi-provider");
+
+/// The provider binary under test: `AKEYLESS_CSI_TEST_BIN` when set (e.g. the static `dist`
+/// build), else the one cargo built for these tests.
+pub fn provider_bin() -> String {
+    std::env::var("AKEYLESS_CSI_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+}
 
 /// The provider binary, killed when dropped.
 pub struct ProviderProcess {
@@ -36,7 +44,7 @@ impl ProviderProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("providers").join("akeyless.sock");
         let log = std::fs::File::create(dir.path().join("provider.log")).expect("log file");
-        let child = Command::new(BIN)
+        let child = Command::new(provider_bin())
             .arg("--endpoint")
             .arg(&socket)
             .args(["--akeyless-url", default_url])
