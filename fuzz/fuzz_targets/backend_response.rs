@@ -1,7 +1,8 @@
 #![no_main]
-//! Any bytes from the backend: response parsing, error scrubbing and certificate handling never
-//! panic, and scrubbed messages stay bounded.
-use std::time::SystemTime;
+//! Any bytes from the backend: response parsing, error scrubbing, token expiries, dynamic
+//! secret leases and certificate handling (parsing, validity, renewal time) never panic, and
+//! scrubbed messages stay bounded.
+use std::time::{Duration, SystemTime};
 
 use akeyless_csi_provider::akeyless::{api, scrub};
 use akeyless_csi_provider::certs::{CertificateMaterial, certificate_files};
@@ -17,6 +18,21 @@ fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(data);
     let text = String::from_utf8_lossy(data).to_string();
     assert!(scrub(&text).chars().count() <= 301);
+    // Token expiry (`/auth`'s `expiration`) and the renewal time derived from it.
+    let now = SystemTime::now();
+    let _ = akeyless_csi_provider::timefmt::parse_rfc3339(&text);
+    let renew = akeyless_csi_provider::identity::token_renewal(now, Some(&text));
+    assert!(renew <= now + Duration::from_secs(366 * 24 * 3600 * 10_000));
+    // A dynamic secret's value: its lease length, and when it is renewed.
+    let value = SecretString::from(text.clone());
+    if let Some(lease) = akeyless_csi_provider::cache::reported_lease(&value) {
+        assert!(lease <= akeyless_csi_provider::cache::MAX_LEASE);
+        let _ = akeyless_csi_provider::cache::renew_at(now, lease);
+    }
+    // Certificate bytes as DER: validity and the PKI renewal time.
+    if let Ok((not_before, not_after)) = akeyless_csi_provider::certs::validity(data) {
+        let _ = akeyless_csi_provider::certs::renewal_time(not_before, not_after);
+    }
     for format in [CertFormat::Pem, CertFormat::Bundle, CertFormat::Pfx] {
         let object = ObjectSpec {
             item_type: Some(ItemType::Certificate),
