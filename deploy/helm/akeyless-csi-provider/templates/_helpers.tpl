@@ -84,6 +84,9 @@ app.kubernetes.io/component: sync
 - --log-level={{ .Values.logLevel }}
 - --connect-timeout={{ .Values.connectTimeout }}
 - --max-objects={{ .Values.maxObjects }}
+{{- with .Values.allowedGateways }}
+- --allowed-gateways={{ join "," . }}
+{{- end }}
 {{- if .Values.caBundle.configMapName }}
 - --ca-bundle=/etc/akeyless-csi-provider/ca/{{ .Values.caBundle.key }}
 {{- end }}
