@@ -13,10 +13,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -365,9 +368,8 @@ func TestProviderErrorIsACodedStatusAndNoFiles(t *testing.T) {
 	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "[NotFound]") {
 		t.Fatalf("err = %v, want a NotFound status with a [NotFound] message", err)
 	}
-	entries, _ := os.ReadDir(target)
-	if len(entries) != 0 {
-		t.Errorf("a failed mount wrote %d entries", len(entries))
+	if n := entryCount(t, target); n != 0 {
+		t.Errorf("a failed mount wrote %d entries", n)
 	}
 
 	// Another namespace's pod is refused by Akeyless and gets nothing.
@@ -377,9 +379,40 @@ func TestProviderErrorIsACodedStatusAndNoFiles(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "[AuthFailed]") {
 		t.Fatalf("team-b mount err = %v, want [AuthFailed]", err)
 	}
-	if entries, _ := os.ReadDir(target); len(entries) != 0 {
-		t.Errorf("a refused mount wrote %d entries", len(entries))
+	if n := entryCount(t, target); n != 0 {
+		t.Errorf("a refused mount wrote %d entries", n)
 	}
+}
+
+// entryCount is the number of entries in dir, which must exist and be readable: an unreadable
+// target would otherwise pass for an empty one.
+func entryCount(t *testing.T, dir string) int {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("reading %s: %v", dir, err)
+	}
+	return len(entries)
+}
+
+// listing names the entries under dir (recursively), or nil when dir does not exist.
+func listing(t *testing.T, dir string) []string {
+	t.Helper()
+	var names []string
+	err := filepath.WalkDir(dir, func(path string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		names = append(names, path)
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("listing %s: %v", dir, err)
+	}
+	return names
 }
 
 // The secrets-store-sync-controller (sigs.k8s.io/secrets-store-sync-controller) sends a fake
@@ -396,8 +429,11 @@ func TestSyncControllerShapedRequest(t *testing.T) {
 	delete(attrs, "secretProviderClass")
 	delete(attrs, "csi.storage.k8s.io/ephemeral")
 	b, _ := json.Marshal(attrs)
+	// The fake target path must never be written: whatever is (or isn't) there stays as it was.
+	const fakeTarget = "/mnt/secrets-store"
+	before := listing(t, fakeTarget)
 	resp, err := c.Mount(ctx, &v1alpha1.MountRequest{
-		Attributes: string(b), Secrets: "{}", TargetPath: "/mnt/secrets-store", Permission: "420",
+		Attributes: string(b), Secrets: "{}", TargetPath: fakeTarget, Permission: "420",
 	})
 	if err != nil {
 		t.Fatalf("Mount: %v", err)
@@ -408,8 +444,8 @@ func TestSyncControllerShapedRequest(t *testing.T) {
 	if err := fileutil.Validate(resp.GetFiles()); err != nil {
 		t.Errorf("driver's fileutil.Validate: %v", err)
 	}
-	if _, err := os.Stat("/mnt/secrets-store"); err == nil {
-		t.Log("note: /mnt/secrets-store exists on this machine; the provider must not have written there")
+	if after := listing(t, fakeTarget); !slices.Equal(before, after) {
+		t.Errorf("the provider changed %s: before %v, after %v", fakeTarget, before, after)
 	}
 }
 
@@ -454,8 +490,8 @@ func TestBrokenResponsesFailWithTheDriversErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("MountContent err = %v, want the driver's %q", err, tc.want)
 			}
-			if entries, _ := os.ReadDir(target); len(entries) != 0 {
-				t.Errorf("the driver wrote %d entries for a rejected response", len(entries))
+			if n := entryCount(t, target); n != 0 {
+				t.Errorf("the driver wrote %d entries for a rejected response", n)
 			}
 		})
 	}
