@@ -34,16 +34,17 @@ func syncScrape(t *testing.T, emu *Emulator) *Scrape {
 	if err != nil {
 		t.Fatal(err)
 	}
+	kubectl(t, "apply", "-f", filepath.Join("testdata", "sync-fixtures.yaml"))
+	kubectl(t, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd/secretproviderclasses.secrets-store.csi.x-k8s.io")
+	reviewer := strings.TrimSpace(kubectl(t, "-n", "default", "create", "token", "verify-token-reviewer"))
 	emu.Admin(t, "seed", map[string]any{
 		"auth_methods": []any{map[string]any{"type": "k8s", "access_id": "p-verify-k8s",
 			"config_name": "verify-cluster", "bound_namespaces": []string{"team-a"}, "audience": "akeyless"}},
 		"k8s_auth_configs": []any{map[string]any{"name": "verify-cluster",
-			"api_server": requireEnv(t, "E2E_API_SERVER"), "ca_cert_pem": string(ca)}},
+			"api_server": requireEnv(t, "E2E_API_SERVER"), "ca_cert_pem": string(ca), "token_reviewer_jwt": reviewer}},
 		"grants": []any{map[string]any{"access_id": "p-verify-k8s", "path": "/verify/*"}},
 	})
-	kubectl(t, "apply", "-f", filepath.Join("testdata", "sync-fixtures.yaml"))
-	kubectl(t, "wait", "--for=condition=Established", "--timeout=60s",
-		"crd/secretproviderclasses.secrets-store.csi.x-k8s.io")
 	kubectl(t, "apply", "-f", filepath.Join("testdata", "sync-spcs.yaml"))
 
 	argv := []string{requireEnv(t, "PROVIDER_BIN"), "sync", "--akeyless-url", emu.URL,
@@ -90,7 +91,13 @@ func syncScrape(t *testing.T, emu *Emulator) *Scrape {
 		scrape = p.ScrapeMetrics(t)
 		ok := strings.Contains(scrape.Text, `akeyless_csi_provider_sync_last_success_timestamp_seconds{namespace="team-a",name="synced"}`)
 		failed := strings.Contains(scrape.Text, `akeyless_csi_provider_sync_failures_total{reason="NotFound"}`)
-		return ok && failed, scrape.Text
+		var syncLines []string
+		for _, l := range strings.Split(scrape.Text, "\n") {
+			if strings.HasPrefix(l, "akeyless_csi_provider_sync_") {
+				syncLines = append(syncLines, l)
+			}
+		}
+		return ok && failed, strings.Join(syncLines, "\n")
 	})
 	// The synced Secret holds the item's value.
 	if got := kubectl(t, "-n", "team-a", "get", "secret", "synced-password", "-o", "jsonpath={.data.password}"); got != "Y3VycmVudC12YWx1ZQ==" {
