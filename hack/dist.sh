@@ -113,7 +113,11 @@ build() {
   upper="$(echo "$triple" | tr 'a-z-' 'A-Z_')"
   export CARGO_TARGET_DIR="${DIST_TARGET_DIR:-$CACHE/target-static}"
   export "CC_${triple//-/_}=$cc"
-  export "CARGO_TARGET_${upper}_LINKER=$cc"
+  # The cross gcc drives the link (rustc passes its own musl start files and libc). Natively,
+  # rustc's default linker does that; musl-gcc would add its own dynamic-loader specs.
+  if [[ $cc != musl-gcc ]]; then
+    export "CARGO_TARGET_${upper}_LINKER=$cc"
+  fi
   # Static C runtime; no build-machine paths in the binary (panic locations, debug info).
   local cargo_home="${CARGO_HOME:-$HOME/.cargo}"
   export RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$ROOT=/src --remap-path-prefix=$cargo_home=/cargo"
