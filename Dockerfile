@@ -1,41 +1,34 @@
 # syntax=docker/dockerfile:1
-# akeyless-csi-provider: one static (musl) binary on distroless/static, non-root, no shell.
+# akeyless-csi-provider: one static (musl) binary and its CycloneDX SBOM on an empty base. No
+# shell, no package manager, no libc, no CA files (the binary carries the Mozilla roots; extra
+# CAs come from --ca-bundle), user 65532.
 #
 #   docker buildx build --platform linux/amd64,linux/arm64 \
 #     --build-arg VERSION=0.1.0 --build-arg GIT_COMMIT="$(git rev-parse HEAD)" \
+#     --build-arg CREATED="$(git log -1 --format=%cd --date=format:%Y-%m-%dT%H:%M:%SZ --date=utc)" \
 #     -t REGISTRY/akeyless-csi-provider:0.1.0 --push .
 #
-# Each platform's binary is built natively for that platform (under QEMU when buildx emulates
-# it), so the C parts of `ring` need no cross toolchain. `hack/check-static-binary.sh` builds and
-# checks the same binary without Docker.
+# The build stage runs on the build machine's platform and cross-compiles with hack/dist.sh, the
+# script that also builds the image without Docker (hack/image/build.sh, which CI runs and
+# tests): the same profile, features, RUSTFLAGS, C toolchain and `cargo auditable`, so both
+# paths ship the same binary.
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
-# distroless static: CA certificates, /etc/passwd with `nonroot` (65532), tzdata; no shell, no libc.
-ARG BASE_IMAGE=gcr.io/distroless/static-debian12:nonroot
 
-FROM docker.io/library/rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
-# musl-tools: the C compiler wrapper that ring's build script uses for the musl target.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends musl-tools=1.2.* \
- && rm -rf /var/lib/apt/lists/*
+FROM --platform=$BUILDPLATFORM docker.io/library/rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
 ARG TARGETARCH
-ARG GIT_COMMIT=unknown
 WORKDIR /src
+# The toolchain in its own cached layer: Rust target, C compiler, cargo-auditable, auditable2cdx.
+COPY hack/dist.sh hack/dist.sh
+RUN hack/dist.sh tools "$TARGETARCH"
 COPY . .
-# TARGETARCH (set by buildx) picks the musl triple; without buildx, the build machine's.
-RUN case "${TARGETARCH:-$(uname -m)}" in \
-      amd64|x86_64) triple=x86_64-unknown-linux-musl ;; \
-      arm64|aarch64) triple=aarch64-unknown-linux-musl ;; \
-      *) echo "unsupported architecture: ${TARGETARCH:-$(uname -m)}" >&2; exit 1 ;; \
-    esac \
- && rustup target add "$triple" \
- && AKEYLESS_CSI_GIT_COMMIT="$GIT_COMMIT" \
-    RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --locked --profile dist --target "$triple" \
- && cp "target/$triple/dist/akeyless-csi-provider" /akeyless-csi-provider \
- && /akeyless-csi-provider version
+ARG GIT_COMMIT=unknown
+RUN AKEYLESS_CSI_GIT_COMMIT="$GIT_COMMIT" DIST_TARGET_DIR=/target hack/dist.sh build "$TARGETARCH" >/tmp/binary \
+ && mkdir -p /out/sbom \
+ && cp "$(cat /tmp/binary)" /out/akeyless-csi-provider \
+ && hack/dist.sh sbom /out/akeyless-csi-provider /out/sbom/akeyless-csi-provider.cdx.json
 
-FROM ${BASE_IMAGE}
+FROM scratch
 ARG VERSION=0.1.0
 ARG GIT_COMMIT=unknown
 ARG CREATED=unknown
@@ -46,8 +39,9 @@ LABEL org.opencontainers.image.title="akeyless-csi-provider" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/akeylesslabs/akeyless-csi-provider" \
-      org.opencontainers.image.base.name="gcr.io/distroless/static-debian12:nonroot"
-COPY --from=build --chown=0:0 --chmod=0555 /akeyless-csi-provider /akeyless-csi-provider
+      org.opencontainers.image.vendor="akeyless-csi-provider authors"
+COPY --from=build --chown=0:0 --chmod=0555 /out/akeyless-csi-provider /akeyless-csi-provider
+COPY --from=build --chown=0:0 --chmod=0444 /out/sbom/akeyless-csi-provider.cdx.json /sbom/akeyless-csi-provider.cdx.json
 # Non-root by default. The Helm chart runs the DaemonSet as uid 0 with every capability dropped,
 # only because the node's providers directory is root-owned (see values.yaml).
 USER 65532:65532

@@ -49,7 +49,14 @@ pub enum Command {
     /// Measure mount latency, throughput, backend calls and memory against the emulator.
     Bench(crate::bench::BenchArgs),
     /// Print version and build information.
-    Version,
+    Version(VersionArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VersionArgs {
+    /// Also print the build's target, cargo profile, features and compiler settings.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 pub use crate::spec::parse_duration;
@@ -347,7 +354,7 @@ pub async fn run_emulator(args: EmulatorArgs) -> Result<(), String> {
     Ok(())
 }
 
-pub fn print_version() {
+pub fn print_version(verbose: bool) {
     println!(
         "akeyless-csi-provider {}\ngit commit: {}\nprotocol: {}\nrustc target: {}-{}",
         env!("CARGO_PKG_VERSION"),
@@ -356,4 +363,25 @@ pub fn print_version() {
         std::env::consts::ARCH,
         std::env::consts::OS,
     );
+    if verbose {
+        let features = match env!("AKEYLESS_CSI_BUILD_FEATURES") {
+            "" => "(none)",
+            list => list,
+        };
+        let panic = if cfg!(panic = "abort") {
+            "abort"
+        } else {
+            "unwind"
+        };
+        println!(
+            "target: {}\nprofile: {}\nfeatures: {features}\nopt-level: {}\npanic: {panic}\n\
+             debug-assertions: {}\nstatic (crt-static): {}\nrustc: {}",
+            env!("AKEYLESS_CSI_BUILD_TARGET"),
+            env!("AKEYLESS_CSI_BUILD_PROFILE"),
+            env!("AKEYLESS_CSI_BUILD_OPT_LEVEL"),
+            cfg!(debug_assertions),
+            cfg!(target_feature = "crt-static"),
+            env!("AKEYLESS_CSI_BUILD_RUSTC"),
+        );
+    }
 }

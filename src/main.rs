@@ -25,8 +25,8 @@ fn main() -> std::process::ExitCode {
             Some(Command::Sync(args)) => akeyless_csi_provider::sync::run(args).await,
             Some(Command::Emulator(args)) => cli::run_emulator(args).await,
             Some(Command::Bench(args)) => akeyless_csi_provider::bench::run(args).await,
-            Some(Command::Version) => {
-                cli::print_version();
+            Some(Command::Version(args)) => {
+                cli::print_version(args.verbose);
                 Ok(())
             }
         }

@@ -35,7 +35,7 @@ if grep -q 'kind: Deployment' "$work/default.yaml"; then
   echo "the sync Deployment must be off by default" >&2
   exit 1
 fi
-for kind in DaemonSet Deployment ClusterRole ServiceMonitor Service; do
+for kind in DaemonSet Deployment ClusterRole ServiceMonitor Service PrometheusRule ConfigMap; do
   grep -q "^kind: $kind\$" "$work/all-options.yaml" || { echo "all options: no $kind rendered" >&2; exit 1; }
 done
 
@@ -99,7 +99,11 @@ say "kubectl apply --dry-run=server against a real kube-apiserver"
 source "$work/control-plane/env"
 export KUBECONFIG
 kubectl apply -f "$ROOT/hack/helm/testdata/servicemonitor-crd.yaml" >/dev/null
-kubectl wait --for=condition=Established --timeout=60s crd/servicemonitors.monitoring.coreos.com >/dev/null
+kubectl apply -f "$ROOT/hack/helm/testdata/prometheusrule-crd.yaml" >/dev/null
+kubectl wait --for=condition=Established --timeout=60s crd/servicemonitors.monitoring.coreos.com \
+  crd/prometheusrules.monitoring.coreos.com >/dev/null
+# The all-options dashboard ConfigMap goes to Grafana's namespace.
+kubectl create namespace monitoring >/dev/null
 for f in default all-options plain sync; do
   file="$work/$f.yaml"
   [[ $f == plain ]] && file="$MANIFEST"
