@@ -8,8 +8,7 @@
 # stay at their defaults, so CI on one machine is warm.
 #
 # usage: build-tools.sh [etcd|kube|csi-driver|pin|all]...   (default: all)
-#          pin: only write the missing pinned modules of the driver versions, pending ones
-#               included (no build)
+#          pin: only write the missing pinned modules of the driver versions (no build)
 # env:   E2E_BUILD_TIMING=FILE  append `/usr/bin/time -v` reports of each build to FILE
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -124,7 +123,7 @@ for t in "${targets[@]}"; do
     etcd) build_etcd ;;
     kube) build_kube ;;
     csi-driver) build_csi_driver ;;
-    pin) for v in "${CSI_DRIVER_VERSIONS[@]}" "${CSI_DRIVER_VERSIONS_PENDING[@]}"; do pin_csi_driver "$v"; done ;;
+    pin) for v in "${CSI_DRIVER_VERSIONS[@]}"; do pin_csi_driver "$v"; done ;;
     all) build_etcd; build_kube; build_csi_driver ;;
     *) die "unknown target $t" ;;
   esac

@@ -12,13 +12,8 @@ KUBE_VERSION="v1.35.4"
 # so .ci/run) runs the `driver` and `conformance` suites against each. Adding one is a one-line
 # change here: build-tools.sh pins its wrapper module (tools/csidriver-<version>) and the suite's
 # modfile (suite/modfiles/driver-<version>.mod) when they are missing; commit what it writes.
-CSI_DRIVER_VERSIONS=(v1.6.0)
-# Pinned and runnable (E2E_DRIVER_VERSIONS="v1.4.8 v1.5.4 v1.6.0" tests/e2e/run.sh), not yet
-# supported: their provider client (gRPC-Go v1.56, grpc.Dial of the socket path) sends the
-# socket path as the HTTP/2 :authority, which the provider's HTTP/2 server (h2) refuses with
-# PROTOCOL_ERROR, so every direct Mount fails. Move them up once the provider accepts it.
-CSI_DRIVER_VERSIONS_PENDING=(v1.4.8 v1.5.4)
-# E2E_DRIVER_VERSIONS (space-separated) runs these versions instead of CSI_DRIVER_VERSIONS.
+CSI_DRIVER_VERSIONS=(v1.4.8 v1.5.4 v1.6.0)
+# E2E_DRIVER_VERSIONS="v1.6.0" (space-separated) runs these versions instead.
 if [[ -n "${E2E_DRIVER_VERSIONS:-}" ]]; then
   read -r -a CSI_DRIVER_VERSIONS <<<"$E2E_DRIVER_VERSIONS"
 fi
