@@ -156,10 +156,10 @@ pub enum RequestError {
     )]
     Secrets(String),
     #[error(
-        "attribute {ATTR_TOKENS} is not the token JSON kubelet sends \
-         ({{\"<audience>\":{{\"token\":\"…\",\"expirationTimestamp\":\"…\"}}}}): {0}"
+        "{ATTR_TOKENS} in request field {0} is not the token JSON kubelet sends \
+         ({{\"<audience>\":{{\"token\":\"…\",\"expirationTimestamp\":\"…\"}}}}): {1}"
     )]
-    Tokens(String),
+    Tokens(&'static str, String),
     #[error("request field permission {0:?} is not a file mode between 0 and 511 (decimal)")]
     Permission(String),
 }
@@ -214,19 +214,21 @@ struct RawToken {
     expiration_timestamp: Option<String>,
 }
 
-fn parse_tokens(raw: &str) -> Result<ServiceAccountTokens, RequestError> {
+/// Parses the tokens JSON; `field` names the request field it came from, for errors.
+fn parse_tokens(field: &'static str, raw: &str) -> Result<ServiceAccountTokens, RequestError> {
     let raw = raw.trim();
     if raw.is_empty() || raw == "null" {
         return Ok(ServiceAccountTokens::default());
     }
     let parsed: BTreeMap<String, RawToken> =
-        serde_json::from_str(raw).map_err(|e| RequestError::Tokens(json_problem(&e)))?;
+        serde_json::from_str(raw).map_err(|e| RequestError::Tokens(field, json_problem(&e)))?;
     let mut tokens = BTreeMap::new();
     for (audience, t) in parsed {
         if t.token.trim().is_empty() {
-            return Err(RequestError::Tokens(format!(
-                "the token for audience {audience:?} is empty"
-            )));
+            return Err(RequestError::Tokens(
+                field,
+                format!("the token for audience {audience:?} is empty"),
+            ));
         }
         tokens.insert(
             audience,
@@ -257,13 +259,26 @@ impl MountRequest {
         let secret_map = parse_string_map(&req.secrets).map_err(RequestError::Secrets)?;
         let default_mode = parse_permission(&req.permission)?;
 
-        // kubelet puts the tokens in the volume context; with `serviceAccountTokenInSecrets`
-        // (Kubernetes ≥ 1.35) they arrive in `secrets` instead or as well.
-        let raw_tokens = attributes
+        // kubelet writes the pod's tokens in exactly one place: the volume context (merged into
+        // `attributes` by the driver) or, when the CSIDriver sets `serviceAccountTokenInSecrets`
+        // (Kubernetes ≥ 1.35), the node-publish secrets. Only kubelet can put them in `secrets`:
+        // a nodePublishSecretRef Secret cannot have that key (no "/" in Secret keys). The
+        // `attributes` copy, though, is written by the driver over the SPC parameters: drivers
+        // ≤ v1.5 read only the volume context and, when kubelet sent the tokens in `secrets`,
+        // fill the attribute with tokens they mint themselves, or leave a tenant's SPC parameter
+        // or pod volumeAttribute of that name in place. So when both fields carry tokens, the
+        // kubelet-controlled `secrets` copy wins. Driver v1.6.0 applies the same precedence and
+        // sends the winner in both fields, so every driver version authenticates a pod with the
+        // same token (tests/e2e/suite/driver shows each version's path).
+        let in_attributes = attributes
             .remove(ATTR_TOKENS)
-            .filter(|t| !t.trim().is_empty())
-            .or_else(|| secret_map.get(ATTR_TOKENS).cloned());
-        let tokens = parse_tokens(raw_tokens.as_deref().unwrap_or(""))?;
+            .filter(|t| !t.trim().is_empty());
+        let in_secrets = secret_map.get(ATTR_TOKENS).filter(|t| !t.trim().is_empty());
+        let tokens = match (in_secrets, in_attributes) {
+            (Some(raw), _) => parse_tokens("secrets", raw)?,
+            (None, Some(raw)) => parse_tokens("attributes", &raw)?,
+            (None, None) => ServiceAccountTokens::default(),
+        };
 
         let secrets = secret_map
             .into_iter()
@@ -372,6 +387,69 @@ mod tests {
         assert!(req.secrets.get(ATTR_TOKENS).is_none());
     }
 
+    /// Drivers ≤ v1.5 under `serviceAccountTokenInSecrets`: kubelet's tokens in `secrets`, and
+    /// in `attributes` a copy the driver minted or a tenant's SPC parameter of that name.
+    #[test]
+    fn tokens_in_secrets_win_over_the_attribute() {
+        let attrs = serde_json::json!({ ATTR_TOKENS: tokens_attr(&[("aud", "from-attributes")]) });
+        let secrets = serde_json::json!({
+            ATTR_TOKENS: tokens_attr(&[("aud", "from-kubelet")]),
+            "akeylessAccessKey": "k",
+        });
+        let req =
+            MountRequest::decode(&wire(&attrs.to_string(), &secrets.to_string(), "420")).unwrap();
+        let (aud, tok) = req.tokens.single().unwrap();
+        assert_eq!((aud, tok.token.expose_secret()), ("aud", "from-kubelet"));
+        // Neither copy leaks into the parameters or the nodePublishSecretRef data.
+        assert!(req.parameters.get(ATTR_TOKENS).is_none());
+        assert!(req.secrets.get(ATTR_TOKENS).is_none());
+        assert_eq!(
+            req.secrets
+                .get("akeylessAccessKey")
+                .unwrap()
+                .expose_secret(),
+            "k"
+        );
+    }
+
+    /// The default mode (and the sync controller): tokens in `attributes` only, `secrets` null,
+    /// empty, or holding only nodePublishSecretRef data or a blank tokens key.
+    #[test]
+    fn tokens_in_attributes_when_secrets_has_none() {
+        let attrs = serde_json::json!({ ATTR_TOKENS: tokens_attr(&[("aud", "from-attributes")]) });
+        let blank = serde_json::json!({ ATTR_TOKENS: " " }).to_string();
+        for secrets in [
+            "null",
+            "",
+            "{}",
+            r#"{"akeylessAccessKey":"k"}"#,
+            blank.as_str(),
+        ] {
+            let req = MountRequest::decode(&wire(&attrs.to_string(), secrets, "420")).unwrap();
+            let (_, tok) = req.tokens.single().unwrap();
+            assert_eq!(
+                tok.token.expose_secret(),
+                "from-attributes",
+                "secrets {secrets:?}"
+            );
+        }
+    }
+
+    /// The winning copy is the one validated; the error names the field it came from.
+    #[test]
+    fn malformed_tokens_name_their_field() {
+        let good = serde_json::json!({ ATTR_TOKENS: tokens_attr(&[("aud", "t")]) }).to_string();
+        let bad = serde_json::json!({ ATTR_TOKENS: "{\"aud\": \"not-an-object\"}" }).to_string();
+        let e = MountRequest::decode(&wire(&good, &bad, "420")).unwrap_err();
+        assert!(matches!(e, RequestError::Tokens("secrets", _)), "{e}");
+        assert!(e.to_string().contains("request field secrets"), "{e}");
+        let e = MountRequest::decode(&wire(&bad, "null", "420")).unwrap_err();
+        assert!(matches!(e, RequestError::Tokens("attributes", _)), "{e}");
+        // A malformed attribute copy is ignored when kubelet's copy in `secrets` is good.
+        let req = MountRequest::decode(&wire(&bad, &good, "420")).unwrap();
+        assert_eq!(req.tokens.len(), 1);
+    }
+
     #[test]
     fn malformed_fields_are_clear_errors() {
         let e = MountRequest::decode(&wire("{not json", "{}", "420")).unwrap_err();
@@ -386,7 +464,7 @@ mod tests {
         assert!(matches!(e, RequestError::Permission(_)));
         let bad_tokens = serde_json::json!({ ATTR_TOKENS: "{\"aud\": \"not-an-object\"}" });
         let e = MountRequest::decode(&wire(&bad_tokens.to_string(), "{}", "420")).unwrap_err();
-        assert!(matches!(e, RequestError::Tokens(_)), "{e}");
+        assert!(matches!(e, RequestError::Tokens("attributes", _)), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! The socket also serves the standard `grpc.health.v1.Health` service: `SERVING` for `""` and
 //! `v1alpha1.CSIDriverProvider` while the provider accepts mounts, `NOT_SERVING` once it drains.
 
+mod authority;
 mod socket;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use crate::error::{ErrorCode, MountError};
@@ -265,7 +267,9 @@ pub async fn serve(
     readiness: Readiness,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    // Each connection through AuthorityFix: drivers up to v1.5 send an :authority h2 refuses.
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener)
+        .map(|conn| conn.map(authority::AuthorityFix::new));
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<CsiDriverProviderServer<ProviderService>>()

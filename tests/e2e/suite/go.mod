@@ -8,11 +8,12 @@ replace monis.app/mlog => ../tools/mlogshim
 require (
 	github.com/container-storage-interface/spec v1.6.0
 	google.golang.org/grpc v1.79.3
+	google.golang.org/protobuf v1.36.10
 	k8s.io/api v0.30.1
 	k8s.io/apimachinery v0.30.1
 	k8s.io/client-go v0.30.1
-	k8s.io/utils v0.0.0-20230726121419-3b25d923346b
 	sigs.k8s.io/secrets-store-csi-driver v1.6.0
+	sigs.k8s.io/yaml v1.4.0
 )
 
 require (
@@ -52,16 +53,15 @@ require (
 	golang.org/x/text v0.32.0 // indirect
 	golang.org/x/time v0.3.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20251202230838-ff82c1b0f217 // indirect
-	google.golang.org/protobuf v1.36.10 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/yaml.v2 v2.4.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 	k8s.io/klog/v2 v2.120.1 // indirect
 	k8s.io/kube-openapi v0.0.0-20240228011516-70dd3763d340 // indirect
 	k8s.io/mount-utils v0.26.4 // indirect
+	k8s.io/utils v0.0.0-20230726121419-3b25d923346b // indirect
 	monis.app/mlog v0.0.2 // indirect
 	sigs.k8s.io/controller-runtime v0.18.7 // indirect
 	sigs.k8s.io/json v0.0.0-20221116044647-bc3834ca7abd // indirect
 	sigs.k8s.io/structured-merge-diff/v4 v4.4.1 // indirect
-	sigs.k8s.io/yaml v1.4.0 // indirect
 )

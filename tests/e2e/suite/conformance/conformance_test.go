@@ -1,7 +1,9 @@
-// Package conformance calls the provider exactly as the Secrets Store CSI Driver v1.6.0 does,
-// with the driver's own code: the provider client (`pkg/secrets-store`:
-// NewPluginClientBuilder, Get, MountContent) and its atomic file writer (`pkg/util/fileutil`).
-// What the driver accepts, and the errors it raises, are the driver's, not ours.
+// Package conformance calls the provider exactly as the Secrets Store CSI Driver does, with the
+// driver's own code: the provider client (`pkg/secrets-store`: NewPluginClientBuilder, Get,
+// MountContent) and its atomic file writer (`pkg/util/fileutil`), at the driver version the
+// suite is compiled against (run.sh: one run per version of tests/e2e/lib.sh, each with that
+// version's dependency graph, E2E_DRIVER_VERSION). What the driver accepts, and the errors it
+// raises, are the driver's, not ours.
 //
 // It needs only the provider binary (E2E_PROVIDER_BIN); it starts the Akeyless emulator and the
 // provider itself. Kubernetes auth here uses tokens minted by the emulator; the driver suite
@@ -53,11 +55,12 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	env, err := harness.MustEnv("E2E_PROVIDER_BIN")
+	env, err := harness.MustEnv("E2E_PROVIDER_BIN", "E2E_DRIVER_VERSION")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	fmt.Fprintf(os.Stderr, "e2e: the provider client and atomic writer of Secrets Store CSI Driver %s\n", env["E2E_DRIVER_VERSION"])
 	workDir, err = os.MkdirTemp(os.Getenv("E2E_WORK_DIR"), "conformance-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

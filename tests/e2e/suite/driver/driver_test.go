@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,19 +159,26 @@ func TestUnmount(t *testing.T) {
 	}
 }
 
-// vault.bats "rotation succeeds": change the item, republish after the poll interval.
+// vault.bats "rotation succeeds": change the item; the mount follows within the poll interval,
+// by the path of this driver version (see driverPaths): kubelet's republish (v1.6.0) or the
+// driver's own rotation reconciler (up to v1.5). The request that rotated shows which.
 func TestRotation(t *testing.T) {
 	ns := nsA()
 	ensureNamespace(t, ns)
 	spc := uniqueName("rotation")
-	createSPC(t, ns, spc, `
+	createSPCFor(t, observedProvider, ns, spc, `
 - secretPath: /e2e/rotating
   fileName: rotating
 - secretPath: /e2e/steady
   fileName: steady
 `, nil, nil)
 	pod := createPod(t, ns, uniqueName("rotation"), "app", map[string]string{"secrets": spc})
-	target := mustPublish(t, pod, "secrets")
+	first, err := publishCall(testCtx(t), pod, "secrets")
+	if err != nil {
+		t.Fatalf("NodePublishVolume: %v", err)
+	}
+	target := targetPath(pod, "secrets")
+	t.Cleanup(func() { _ = unpublish(context.Background(), pod, "secrets") })
 	before := versions(podStatus(t, pod, spc))
 	if got := readFile(t, filepath.Join(target, "rotating")); got != "rotation-v1" {
 		t.Fatalf("rotating = %q before rotation", got)
@@ -179,31 +187,80 @@ func TestRotation(t *testing.T) {
 	if _, err := emulator.PutStaticSecret("/e2e/rotating", "rotation-v2"); err != nil {
 		t.Fatal(err)
 	}
-	// A republish within the poll interval does not call the provider.
-	calls := providerCalls(t)
-	if err := publish(testCtx(t), pod, "secrets"); err != nil {
-		t.Fatal(err)
-	}
-	if providerCalls(t) != calls {
-		t.Error("the driver called the provider within --rotation-poll-interval")
-	}
-	// kubelet republishes periodically; once the interval has passed the driver remounts.
-	poll(t, 30*time.Second, "the rotated value in the mount", func() (bool, error) {
-		if err := publish(testCtx(t), pod, "secrets"); err != nil {
+	rotated := func() (bool, error) {
+		b, err := os.ReadFile(filepath.Join(target, "rotating"))
+		if err != nil || string(b) != "rotation-v2" {
 			return false, err
 		}
-		b, err := os.ReadFile(filepath.Join(target, "rotating"))
-		return err == nil && string(b) == "rotation-v2", err
-	})
-	after := versions(podStatus(t, pod, spc))
-	if after["rotating"] == before["rotating"] {
-		t.Errorf("SPCPS version of the rotated object did not change: %q", after["rotating"])
+		return versions(podStatus(t, pod, spc))["rotating"] != before["rotating"], nil
 	}
+	kubeletTokens := map[string]bool{first.tokens: true}
+	if paths.reconcilerRotation {
+		// kubelet never republishes (this driver's CSIDriver has no requiresRepublish), and a
+		// NodePublishVolume on the mounted path returns at once without the provider.
+		if err := publish(testCtx(t), pod, "secrets"); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(driver.Log(), `"target path is already mounted" targetPath="`+target+`"`) {
+			t.Errorf("driver %s did not short-circuit the NodePublishVolume of a mounted path", driverVersion)
+		}
+		poll(t, 60*time.Second, "the rotation reconciler to bring the rotated value", rotated)
+	} else {
+		// A republish within the poll interval does not call the provider.
+		calls := len(observedMounts(t, pod))
+		if err := republish(t, pod, "secrets"); err != nil {
+			t.Fatal(err)
+		}
+		if len(observedMounts(t, pod)) != calls {
+			t.Error("the driver called the provider within --rotation-poll-interval")
+		}
+		// kubelet republishes periodically; once the interval has passed the driver remounts.
+		poll(t, 30*time.Second, "a republish to bring the rotated value", func() (bool, error) {
+			call, err := publishCall(testCtx(t), pod, "secrets")
+			if err != nil {
+				return false, err
+			}
+			kubeletTokens[call.tokens] = true
+			return rotated()
+		})
+	}
+	after := versions(podStatus(t, pod, spc))
 	if after["steady"] != before["steady"] {
 		t.Errorf("SPCPS version of the unchanged object changed: %q -> %q", before["steady"], after["steady"])
 	}
 	if got := readFile(t, filepath.Join(target, "steady")); got != "steady-value" {
 		t.Errorf("steady = %q", got)
+	}
+
+	// The first remount shows the path: up to v1.5 the reconciler's first request (made while
+	// the SPCPS held the first versions), for v1.6.0 the republish that rotated.
+	mounts := observedMounts(t, pod)
+	if len(mounts) < 2 {
+		t.Fatal("no remount reached the provider")
+	}
+	m := mounts[1]
+	if paths.reconcilerRotation {
+		if _, ok := m.attributes["secretProviderClass"]; ok {
+			t.Error("a reconciler remount carries secretProviderClass: not the reconciler's request")
+		}
+		if m.current["rotating"] != before["rotating"] || m.current["steady"] != before["steady"] {
+			t.Errorf("current_object_version = %v, want the SPCPS versions %v", m.current, before)
+		}
+		if m.secretsRaw != "{}" {
+			t.Errorf("reconciler secrets = %q, want {}", m.secretsRaw)
+		}
+		if kubeletTokens[m.attributes[attrTokens]] {
+			t.Error("the reconciler forwarded a kubelet token; it mints its own")
+		}
+		assertBoundToPod(t, "the reconciler's tokens", m.attributes[attrTokens], pod)
+	} else {
+		if m.attributes["secretProviderClass"] != spc || len(m.current) != 0 {
+			t.Errorf("republish remount: secretProviderClass %q, current versions %v; want %s, none",
+				m.attributes["secretProviderClass"], m.current, spc)
+		}
+		if !kubeletTokens[m.attributes[attrTokens]] {
+			t.Error("the republish remount does not carry the tokens kubelet sent")
+		}
 	}
 }
 
@@ -213,7 +270,7 @@ func TestRotationUnchangedIsNoRewrite(t *testing.T) {
 	ns := nsA()
 	ensureNamespace(t, ns)
 	spc := uniqueName("steady")
-	createSPC(t, ns, spc, "- secretPath: /e2e/steady\n  fileName: steady\n", nil, nil)
+	createSPCFor(t, observedProvider, ns, spc, "- secretPath: /e2e/steady\n  fileName: steady\n", nil, nil)
 	pod := createPod(t, ns, uniqueName("steady"), "app", map[string]string{"secrets": spc})
 	target := mustPublish(t, pod, "secrets")
 	data, err := os.Readlink(filepath.Join(target, "..data"))
@@ -225,12 +282,14 @@ func TestRotationUnchangedIsNoRewrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := versions(podStatus(t, pod, spc))
-	calls := providerCalls(t)
+	calls := len(observedMounts(t, pod))
 	poll(t, 30*time.Second, "a remount that reaches the provider", func() (bool, error) {
-		if err := publish(testCtx(t), pod, "secrets"); err != nil {
-			return false, err
+		if !paths.reconcilerRotation {
+			if err := republish(t, pod, "secrets"); err != nil {
+				return false, err
+			}
 		}
-		return providerCalls(t) > calls, nil
+		return len(observedMounts(t, pod)) > calls, nil
 	})
 	if again, _ := os.Readlink(filepath.Join(target, "..data")); again != data {
 		t.Errorf("unchanged secrets were rewritten: ..data %s -> %s", data, again)
@@ -453,11 +512,11 @@ func TestTokenAudience(t *testing.T) {
 	createSPC(t, ns, unset, basicObjects, map[string]string{"akeylessTokenAudience": ""}, nil)
 	pod := createPod(t, ns, uniqueName("audience"), "app", map[string]string{"good": good, "wrong": wrong, "unset": unset})
 
-	vc, err := volumeContext(testCtx(t), pod, "good")
+	call, err := kubeletRequest(testCtx(t), pod, "good")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := vc["csi.storage.k8s.io/serviceAccount.tokens"]
+	tokens := call.volumeContext[attrTokens]
 	if !strings.Contains(tokens, `"`+audience+`"`) || !strings.Contains(tokens, `"`+otherAud+`"`) {
 		t.Fatal("kubelet-style tokens do not carry the CSIDriver's two audiences")
 	}

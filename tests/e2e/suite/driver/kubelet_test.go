@@ -15,9 +15,9 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	secretsstorev1 "sigs.k8s.io/secrets-store-csi-driver/apis/v1"
 
 	"github.com/akeyless-csi-provider/tests/e2e/suite/internal/harness"
@@ -91,7 +91,7 @@ func createPod(t *testing.T, namespace, name, serviceAccount string, volumes map
 		Spec: corev1.PodSpec{
 			NodeName:                     nodeName,
 			ServiceAccountName:           serviceAccount,
-			AutomountServiceAccountToken: ptr.To(false),
+			AutomountServiceAccountToken: harness.Ptr(false),
 			Containers: []corev1.Container{{
 				Name: "app", Image: "registry.k8s.io/pause:3.10",
 			}},
@@ -102,7 +102,7 @@ func createPod(t *testing.T, namespace, name, serviceAccount string, volumes map
 			Name: vol,
 			VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
 				Driver:           driverName,
-				ReadOnly:         ptr.To(true),
+				ReadOnly:         harness.Ptr(true),
 				VolumeAttributes: map[string]string{"secretProviderClass": spc},
 			}},
 		})
@@ -119,7 +119,7 @@ func createPod(t *testing.T, namespace, name, serviceAccount string, volumes map
 // deletePod deletes the pod at once (there is no kubelet to confirm a graceful deletion).
 func deletePod(t *testing.T, pod *corev1.Pod) {
 	t.Helper()
-	err := kube.CoreV1().Pods(pod.Namespace).Delete(testCtx(t), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+	err := kube.CoreV1().Pods(pod.Namespace).Delete(testCtx(t), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: harness.Ptr[int64](0)})
 	if err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
@@ -130,10 +130,44 @@ func targetPath(pod *corev1.Pod, volume string) string {
 	return filepath.Join(workDir, "kubelet/pods", string(pod.UID), "volumes/kubernetes.io~csi", volume, "mount")
 }
 
-// volumeContext is what kubelet sends: the volume's attributes, the pod info (CSIDriver
-// podInfoOnMount) and, for each CSIDriver tokenRequests audience, a token for the pod's service
-// account bound to the pod, minted with the TokenRequest API.
-func volumeContext(ctx context.Context, pod *corev1.Pod, volume string) (map[string]string, error) {
+// csiDriverSpec is the part of the CSIDriver kubelet reads. It is decoded from the API server's
+// JSON because serviceAccountTokenInSecrets (Kubernetes ≥ 1.35) is newer than the client-go
+// types of every driver version's dependency graph.
+type csiDriverSpec struct {
+	PodInfoOnMount               *bool                    `json:"podInfoOnMount"`
+	RequiresRepublish            *bool                    `json:"requiresRepublish"`
+	TokenRequests                []storagev1.TokenRequest `json:"tokenRequests"`
+	ServiceAccountTokenInSecrets *bool                    `json:"serviceAccountTokenInSecrets"`
+}
+
+func getCSIDriver(ctx context.Context, name string) (csiDriverSpec, error) {
+	raw, err := kube.StorageV1().RESTClient().Get().Resource("csidrivers").Name(name).DoRaw(ctx)
+	if err != nil {
+		return csiDriverSpec{}, err
+	}
+	var obj struct {
+		Spec csiDriverSpec `json:"spec"`
+	}
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return csiDriverSpec{}, fmt.Errorf("CSIDriver %s: %w", name, err)
+	}
+	return obj.Spec, nil
+}
+
+// kubeletCall is what kubelet (v1.35, pkg/volume/csi/csi_mounter.go) sends in NodePublishVolume.
+type kubeletCall struct {
+	volumeContext map[string]string
+	secrets       map[string]string
+	// tokens is the serviceAccount.tokens JSON kubelet minted ("" without tokenRequests).
+	tokens string
+}
+
+// kubeletRequest builds what kubelet sends: the volume's attributes, the pod info (CSIDriver
+// podInfoOnMount) over them, the nodePublishSecretRef Secret's data as secrets and, for each
+// CSIDriver tokenRequests audience, a token for the pod's service account bound to the pod,
+// minted with the TokenRequest API, over the volume context or, when the CSIDriver sets
+// serviceAccountTokenInSecrets, over the secrets.
+func kubeletRequest(ctx context.Context, pod *corev1.Pod, volume string) (kubeletCall, error) {
 	var source *corev1.CSIVolumeSource
 	for _, v := range pod.Spec.Volumes {
 		if v.Name == volume {
@@ -141,26 +175,35 @@ func volumeContext(ctx context.Context, pod *corev1.Pod, volume string) (map[str
 		}
 	}
 	if source == nil {
-		return nil, fmt.Errorf("pod %s has no CSI volume %s", pod.Name, volume)
+		return kubeletCall{}, fmt.Errorf("pod %s has no CSI volume %s", pod.Name, volume)
 	}
-	csiDriver, err := kube.StorageV1().CSIDrivers().Get(ctx, source.Driver, metav1.GetOptions{})
+	spec, err := getCSIDriver(ctx, source.Driver)
 	if err != nil {
-		return nil, err
+		return kubeletCall{}, err
 	}
-	vc := map[string]string{}
+	call := kubeletCall{volumeContext: map[string]string{}, secrets: map[string]string{}}
 	for k, v := range source.VolumeAttributes {
-		vc[k] = v
+		call.volumeContext[k] = v
 	}
-	if ptr.Deref(csiDriver.Spec.PodInfoOnMount, false) {
-		vc["csi.storage.k8s.io/pod.name"] = pod.Name
-		vc["csi.storage.k8s.io/pod.namespace"] = pod.Namespace
-		vc["csi.storage.k8s.io/pod.uid"] = string(pod.UID)
-		vc["csi.storage.k8s.io/serviceAccount.name"] = pod.Spec.ServiceAccountName
-		vc["csi.storage.k8s.io/ephemeral"] = "true"
+	if ref := source.NodePublishSecretRef; ref != nil {
+		secret, err := kube.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return kubeletCall{}, fmt.Errorf("fetching NodePublishSecretRef %s/%s failed: %w", pod.Namespace, ref.Name, err)
+		}
+		for k, v := range secret.Data {
+			call.secrets[k] = string(v)
+		}
 	}
-	if len(csiDriver.Spec.TokenRequests) > 0 {
+	if harness.Deref(spec.PodInfoOnMount, false) {
+		call.volumeContext["csi.storage.k8s.io/pod.name"] = pod.Name
+		call.volumeContext["csi.storage.k8s.io/pod.namespace"] = pod.Namespace
+		call.volumeContext["csi.storage.k8s.io/pod.uid"] = string(pod.UID)
+		call.volumeContext["csi.storage.k8s.io/serviceAccount.name"] = pod.Spec.ServiceAccountName
+		call.volumeContext["csi.storage.k8s.io/ephemeral"] = "true"
+	}
+	if len(spec.TokenRequests) > 0 {
 		tokens := map[string]authenticationv1.TokenRequestStatus{}
-		for _, tr := range csiDriver.Spec.TokenRequests {
+		for _, tr := range spec.TokenRequests {
 			resp, err := kube.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, pod.Spec.ServiceAccountName,
 				&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
 					Audiences:         []string{tr.Audience},
@@ -170,17 +213,22 @@ func volumeContext(ctx context.Context, pod *corev1.Pod, volume string) (map[str
 					},
 				}}, metav1.CreateOptions{})
 			if err != nil {
-				return nil, fmt.Errorf("TokenRequest for %s/%s: %w", pod.Namespace, pod.Spec.ServiceAccountName, err)
+				return kubeletCall{}, fmt.Errorf("TokenRequest for %s/%s: %w", pod.Namespace, pod.Spec.ServiceAccountName, err)
 			}
 			tokens[tr.Audience] = resp.Status
 		}
 		b, err := json.Marshal(tokens)
 		if err != nil {
-			return nil, err
+			return kubeletCall{}, err
 		}
-		vc["csi.storage.k8s.io/serviceAccount.tokens"] = string(b)
+		call.tokens = string(b)
+		if harness.Deref(spec.ServiceAccountTokenInSecrets, false) {
+			call.secrets[attrTokens] = call.tokens
+		} else {
+			call.volumeContext[attrTokens] = call.tokens
+		}
 	}
-	return vc, nil
+	return call, nil
 }
 
 // volumeID is kubelet's id for an inline volume: "csi-" + sha256(pod uid + volume name).
@@ -192,14 +240,20 @@ func volumeID(pod *corev1.Pod, volume string) string {
 // publish calls NodePublishVolume as kubelet does (also for republish: same request, fresh
 // tokens).
 func publish(ctx context.Context, pod *corev1.Pod, volume string) error {
-	vc, err := volumeContext(ctx, pod, volume)
+	_, err := publishCall(ctx, pod, volume)
+	return err
+}
+
+// publishCall is publish, returning what kubelet sent.
+func publishCall(ctx context.Context, pod *corev1.Pod, volume string) (kubeletCall, error) {
+	call, err := kubeletRequest(ctx, pod, volume)
 	if err != nil {
-		return err
+		return call, err
 	}
 	target := targetPath(pod, volume)
 	// kubelet creates the volume directory; the driver creates and mounts `mount` in it.
 	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
-		return err
+		return call, err
 	}
 	_, err = node.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{
 		VolumeId:   volumeID(pod, volume),
@@ -209,9 +263,24 @@ func publish(ctx context.Context, pod *corev1.Pod, volume string) error {
 			AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY},
 		},
 		Readonly:      true,
-		VolumeContext: vc,
+		VolumeContext: call.volumeContext,
+		Secrets:       call.secrets,
 	})
-	return err
+	return call, err
+}
+
+// republish is kubelet's periodic NodePublishVolume of a mounted volume, which it makes only
+// for a CSIDriver with requiresRepublish (the driver's v1.6.0 manifest sets it).
+func republish(t *testing.T, pod *corev1.Pod, volume string) error {
+	t.Helper()
+	spec, err := getCSIDriver(testCtx(t), driverName)
+	if err != nil {
+		return err
+	}
+	if !harness.Deref(spec.RequiresRepublish, false) {
+		t.Fatalf("kubelet never republishes for this CSIDriver (driver %s manifest: no requiresRepublish)", driverVersion)
+	}
+	return publish(testCtx(t), pod, volume)
 }
 
 func mustPublish(t *testing.T, pod *corev1.Pod, volume string) string {

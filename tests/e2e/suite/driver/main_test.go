@@ -1,9 +1,12 @@
-// Package driver runs the real Secrets Store CSI Driver v1.6.0 binary against our provider, a
+// Package driver runs a real Secrets Store CSI Driver binary (each version of the list in
+// tests/e2e/lib.sh, one `go test` run per version, E2E_DRIVER_VERSION) against our provider, a
 // real kube-apiserver (with etcd and kube-controller-manager) and the Akeyless emulator, whose
 // Kubernetes auth validates pod tokens with a real TokenReview. The test plays kubelet: it
 // creates Pod objects, mints their service-account tokens with the TokenRequest API for the
 // CSIDriver's tokenRequests audiences, and calls the driver's CSI NodePublishVolume /
-// NodeUnpublishVolume with kubelet's volume context and target-path shape.
+// NodeUnpublishVolume with kubelet's volume context, secrets and target-path shape.
+// Where driver versions hand a mount to the provider differently, the tests assert this
+// version's path (paths_test.go).
 //
 // Run it through tests/e2e/run.sh, which builds the components and starts the control plane.
 package driver
@@ -19,16 +22,14 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 	spcclient "sigs.k8s.io/secrets-store-csi-driver/pkg/client/clientset/versioned"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/akeyless-csi-provider/tests/e2e/suite/internal/harness"
 )
@@ -43,6 +44,8 @@ const (
 	rotationPoll = 5 * time.Second
 	// brokenProvider is the provider name of the corrupting proxy (harness.BrokenProxy).
 	brokenProvider = "akeyless-broken"
+	// observedProvider is the provider name of a proxy that only records what the driver sends.
+	observedProvider = "akeyless-observed"
 )
 
 var (
@@ -52,9 +55,13 @@ var (
 	provider *harness.Provider
 	driver   *harness.Proc
 	broken   *harness.BrokenProxy
+	observed *harness.BrokenProxy
 	node     csi.NodeClient
-	workDir  string
-	runID    string
+	// driverVersion is the driver under test; paths is how it hands mounts to the provider.
+	driverVersion string
+	paths         driverPaths
+	workDir       string
+	runID         string
 )
 
 func TestMain(m *testing.M) {
@@ -68,10 +75,15 @@ func fail(format string, args ...any) int {
 
 func run(m *testing.M) int {
 	env, err := harness.MustEnv("E2E_PROVIDER_BIN", "E2E_DRIVER_BIN", "E2E_DRIVER_MODULE_DIR",
-		"KUBECONFIG", "E2E_API_SERVER", "E2E_CA_FILE")
+		"E2E_DRIVER_VERSION", "KUBECONFIG", "E2E_API_SERVER", "E2E_CA_FILE")
 	if err != nil {
 		return fail("%v", err)
 	}
+	driverVersion = env["E2E_DRIVER_VERSION"]
+	if paths, err = pathsOf(driverVersion); err != nil {
+		return fail("%v", err)
+	}
+	fmt.Fprintf(os.Stderr, "e2e: Secrets Store CSI Driver %s (%s)\n", driverVersion, paths)
 	if os.Geteuid() != 0 {
 		return fail("the CSI driver mounts tmpfs and needs root")
 	}
@@ -90,24 +102,35 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	// The driver's own manifests, from its module: CRDs, RBAC (its service account and roles,
-	// including Secret sync), and our CSIDriver object with token requests.
+	// The driver's own manifests, from its module: CRDs, every RBAC file (its service account
+	// and roles: Secret sync, and up to v1.5 rotation and TokenRequest), and its CSIDriver object
+	// with the token requests a cluster admin adds.
 	deploy := filepath.Join(env["E2E_DRIVER_MODULE_DIR"], "deploy")
-	var files []string
-	for _, f := range []string{
-		"secrets-store.csi.x-k8s.io_secretproviderclasses.yaml",
-		"secrets-store.csi.x-k8s.io_secretproviderclasspodstatuses.yaml",
-		"rbac-secretproviderclass.yaml",
-		"rbac-secretprovidersyncing.yaml",
-	} {
-		files = append(files, filepath.Join(deploy, f))
+	rbac, err := filepath.Glob(filepath.Join(deploy, "rbac-*.yaml"))
+	if err != nil || len(rbac) == 0 {
+		return fail("no rbac-*.yaml in %s (%v)", deploy, err)
 	}
-	if err := harness.Apply(files,
+	files := []string{
+		filepath.Join(deploy, "secrets-store.csi.x-k8s.io_secretproviderclasses.yaml"),
+		filepath.Join(deploy, "secrets-store.csi.x-k8s.io_secretproviderclasspodstatuses.yaml"),
+	}
+	if err := harness.Apply(append(files, rbac...),
 		"secretproviderclasses.secrets-store.csi.x-k8s.io",
 		"secretproviderclasspodstatuses.secrets-store.csi.x-k8s.io"); err != nil {
 		return fail("%v", err)
 	}
-	if err := applyCSIDriver(ctx); err != nil {
+	// The next version's run on this control plane gets only its own RBAC; this run's
+	// namespaces go (the garbage collector then removes their pods' SPCPS, which a v1.5
+	// rotation reconciler would otherwise keep retrying).
+	defer func() {
+		if out, err := harness.Kubectl(append([]string{"delete", "--ignore-not-found", "--wait=false"}, kubectlFiles(rbac)...)...); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e cleanup: %v\n%s", err, out)
+		}
+		for _, ns := range []string{nsA(), nsB(), nsNeg()} {
+			_ = kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+		}
+	}()
+	if err := applyCSIDriver(ctx, filepath.Join(deploy, "csidriver.yaml")); err != nil {
 		return fail("CSIDriver: %v", err)
 	}
 	if err := ensureNode(ctx); err != nil {
@@ -149,12 +172,18 @@ func run(m *testing.M) int {
 		return fail("provider: %v", err)
 	}
 	defer provider.Stop()
-	// A second "provider" in the same directory that corrupts our provider's responses.
+	// A second "provider" in the same directory that corrupts our provider's responses, and a
+	// third that forwards them untouched and records what the driver sent.
 	broken, err = harness.StartBrokenProxy(providerDir, brokenProvider, provider.Socket, func(*v1alpha1.MountResponse) {})
 	if err != nil {
 		return fail("broken proxy: %v", err)
 	}
 	defer broken.Stop()
+	observed, err = harness.StartBrokenProxy(providerDir, observedProvider, provider.Socket, func(*v1alpha1.MountResponse) {})
+	if err != nil {
+		return fail("observing proxy: %v", err)
+	}
+	defer observed.Stop()
 
 	csiSock := filepath.Join(workDir, "csi.sock")
 	driver, err = harness.Start("secrets-store-csi-driver", logDir, env["E2E_DRIVER_BIN"], []string{
@@ -171,7 +200,7 @@ func run(m *testing.M) int {
 		return fail("driver: %v", err)
 	}
 	defer driver.Stop()
-	conn, err := grpc.NewClient("unix://"+csiSock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := harness.DialUnix(csiSock)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -205,22 +234,25 @@ func run(m *testing.M) int {
 	return code
 }
 
-// applyCSIDriver creates the driver's CSIDriver object (deploy/csidriver.yaml) with the
-// tokenRequests a cluster admin adds for pod-identity auth (as the Helm chart's
-// `tokenRequests` value does): two audiences, so the SPC must pick one.
-func applyCSIDriver(ctx context.Context) error {
-	want := &storagev1.CSIDriver{
-		ObjectMeta: metav1.ObjectMeta{Name: driverName},
-		Spec: storagev1.CSIDriverSpec{
-			AttachRequired:       ptr.To(false),
-			PodInfoOnMount:       ptr.To(true),
-			RequiresRepublish:    ptr.To(true),
-			VolumeLifecycleModes: []storagev1.VolumeLifecycleMode{storagev1.VolumeLifecycleEphemeral},
-			TokenRequests: []storagev1.TokenRequest{
-				{Audience: audience, ExpirationSeconds: ptr.To[int64](600)},
-				{Audience: otherAud, ExpirationSeconds: ptr.To[int64](600)},
-			},
-		},
+// applyCSIDriver creates the driver version's CSIDriver object (its deploy/csidriver.yaml:
+// v1.6.0 sets requiresRepublish, earlier versions do not) with the tokenRequests a cluster
+// admin adds for pod-identity auth (as the Helm chart's `tokenRequests` value does): two
+// audiences, so the SPC must pick one.
+func applyCSIDriver(ctx context.Context, manifest string) error {
+	raw, err := os.ReadFile(manifest)
+	if err != nil {
+		return err
+	}
+	want := &storagev1.CSIDriver{}
+	if err := yaml.UnmarshalStrict(raw, want); err != nil {
+		return fmt.Errorf("%s: %w", manifest, err)
+	}
+	if want.Name != driverName {
+		return fmt.Errorf("%s names CSIDriver %q, want %q", manifest, want.Name, driverName)
+	}
+	want.Spec.TokenRequests = []storagev1.TokenRequest{
+		{Audience: audience, ExpirationSeconds: harness.Ptr[int64](600)},
+		{Audience: otherAud, ExpirationSeconds: harness.Ptr[int64](600)},
 	}
 	c := kube.StorageV1().CSIDrivers()
 	existing, err := c.Get(ctx, driverName, metav1.GetOptions{})
@@ -289,4 +321,13 @@ func unmountLeftovers(dir string) {
 			_ = syscall.Unmount(fields[1], syscall.MNT_DETACH)
 		}
 	}
+}
+
+// kubectlFiles turns manifest paths into kubectl -f arguments.
+func kubectlFiles(files []string) []string {
+	var args []string
+	for _, f := range files {
+		args = append(args, "-f", f)
+	}
+	return args
 }

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,13 +27,10 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 	secretsstorev1 "sigs.k8s.io/secrets-store-csi-driver/apis/v1"
 	spcclient "sigs.k8s.io/secrets-store-csi-driver/pkg/client/clientset/versioned"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
@@ -389,10 +385,7 @@ func mountFiles(t *testing.T, ns string) map[string]string {
 	attrs["csi.storage.k8s.io/serviceAccount.name"] = "app"
 	attrs["csi.storage.k8s.io/serviceAccount.tokens"] = string(tokens)
 	b, _ := json.Marshal(attrs)
-	conn, err := grpc.NewClient("unix:"+provider.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", provider.Socket)
-		}))
+	conn, err := harness.DialUnix(provider.Socket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,7 +443,7 @@ func TestSecretAppearsWithoutAPodAndMatchesAMount(t *testing.T) {
 		t.Errorf("no content hash annotation: %v", db.Annotations)
 	}
 	owners := db.OwnerReferences
-	if len(owners) != 1 || owners[0].UID != spc.UID || owners[0].Kind != "SecretProviderClass" || !ptr.Deref(owners[0].Controller, false) {
+	if len(owners) != 1 || owners[0].UID != spc.UID || owners[0].Kind != "SecretProviderClass" || !harness.Deref(owners[0].Controller, false) {
 		t.Errorf("owner references %+v, want the SPC (uid %s) as controller", owners, spc.UID)
 	}
 	waitForEvent(t, ns, "app", "Normal", "SecretSynced")
@@ -686,7 +679,7 @@ func TestLeaderElectionOneWriterAndFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ptr.Deref(lease.Spec.HolderIdentity, ""); got != "sync-1" {
+	if got := harness.Deref(lease.Spec.HolderIdentity, ""); got != "sync-1" {
 		t.Fatalf("Lease holder = %q, want sync-1", got)
 	}
 	createSPC(t, ns, "leader", withSecrets(secretObject("leader-secret", "Opaque", "steady", "value")))
@@ -708,7 +701,7 @@ func TestLeaderElectionOneWriterAndFailover(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		return ptr.Deref(l.Spec.HolderIdentity, "") == "sync-2", nil
+		return harness.Deref(l.Spec.HolderIdentity, "") == "sync-2", nil
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -6,21 +6,26 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 )
 
-// BrokenProxy is a provider socket that forwards every call to our provider and corrupts the
-// Mount response, so tests can show that a misbehaving provider fails with the driver's own
-// error (the harness can fail).
+// BrokenProxy is a provider socket that forwards every call to our provider. It records every
+// Mount request it forwards, so tests can show exactly what a driver version sent, and it can
+// corrupt the Mount response, so tests can show that a misbehaving provider fails with the
+// driver's own error (the harness can fail).
 type BrokenProxy struct {
 	v1alpha1.UnimplementedCSIDriverProviderServer
 	upstream v1alpha1.CSIDriverProviderClient
 	conn     *grpc.ClientConn
 	srv      *grpc.Server
+
+	mu       sync.Mutex
 	corrupt  func(*v1alpha1.MountResponse)
+	requests []*v1alpha1.MountRequest
 }
 
 // StartBrokenProxy serves dir/name.sock, forwarding to upstreamSocket.
@@ -28,7 +33,7 @@ func StartBrokenProxy(dir, name, upstreamSocket string, corrupt func(*v1alpha1.M
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	conn, err := grpc.NewClient("unix://"+upstreamSocket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := DialUnix(upstreamSocket)
 	if err != nil {
 		return nil, err
 	}
@@ -46,15 +51,35 @@ func StartBrokenProxy(dir, name, upstreamSocket string, corrupt func(*v1alpha1.M
 }
 
 // SetCorruption replaces the corruption applied to later responses.
-func (p *BrokenProxy) SetCorruption(corrupt func(*v1alpha1.MountResponse)) { p.corrupt = corrupt }
+func (p *BrokenProxy) SetCorruption(corrupt func(*v1alpha1.MountResponse)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.corrupt = corrupt
+}
 
-// Mount forwards and corrupts.
+// Requests returns copies of the Mount requests forwarded so far, oldest first. They hold the
+// pods' tokens: compare them, never print them.
+func (p *BrokenProxy) Requests() []*v1alpha1.MountRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*v1alpha1.MountRequest, len(p.requests))
+	for i, r := range p.requests {
+		out[i] = proto.Clone(r).(*v1alpha1.MountRequest)
+	}
+	return out
+}
+
+// Mount records, forwards and corrupts.
 func (p *BrokenProxy) Mount(ctx context.Context, req *v1alpha1.MountRequest) (*v1alpha1.MountResponse, error) {
+	p.mu.Lock()
+	p.requests = append(p.requests, proto.Clone(req).(*v1alpha1.MountRequest))
+	corrupt := p.corrupt
+	p.mu.Unlock()
 	resp, err := p.upstream.Mount(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	p.corrupt(resp)
+	corrupt(resp)
 	return resp, nil
 }
 

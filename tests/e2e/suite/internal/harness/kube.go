@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/utils/ptr"
 	spcclient "sigs.k8s.io/secrets-store-csi-driver/pkg/client/clientset/versioned"
 )
 
@@ -29,7 +28,7 @@ func Kubectl(args ...string) (string, error) {
 // ServiceAccountToken mints a 2-hour token for namespace/name with the TokenRequest API, for
 // the given audiences (none: the API server's default).
 func ServiceAccountToken(ctx context.Context, kube kubernetes.Interface, namespace, name string, audiences ...string) (string, error) {
-	spec := authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](7200), Audiences: audiences}
+	spec := authenticationv1.TokenRequestSpec{ExpirationSeconds: Ptr[int64](7200), Audiences: audiences}
 	tr, err := kube.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
 		&authenticationv1.TokenRequest{Spec: spec}, metav1.CreateOptions{})
 	if err != nil {

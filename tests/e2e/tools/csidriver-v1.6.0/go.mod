@@ -1,4 +1,4 @@
-module github.com/akeyless-csi-provider/tests/e2e/tools/csidriver
+module github.com/akeyless-csi-provider/tests/e2e/tools/csidriver-v1.6.0
 
 go 1.25.9
 
