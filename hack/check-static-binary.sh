@@ -32,20 +32,26 @@ for arch in "${arches[@]}"; do
   echo "binary: $bin ($size bytes, $((size / 1024 / 1024)) MiB)"
   if command -v file >/dev/null 2>&1; then
     file "$bin"
-    file "$bin" | grep -Eq 'statically linked|static-pie linked' || { echo "not statically linked" >&2; exit 1; }
+    grep -Eq 'statically linked|static-pie linked' <<<"$(file "$bin")" || { echo "not statically linked" >&2; exit 1; }
   fi
-  if readelf -d "$bin" 2>/dev/null | grep -q 'NEEDED'; then
+  # Each check reads a captured listing: `readelf ... | grep -q` under pipefail fails at random
+  # when grep exits before readelf has written its last buffer (SIGPIPE).
+  dynamic="$(readelf -d "$bin" 2>/dev/null || true)"
+  headers="$(readelf -h "$bin")"
+  programs="$(readelf -l "$bin")"
+  sections="$(readelf -S "$bin")"
+  if grep -q 'NEEDED' <<<"$dynamic"; then
     readelf -d "$bin" >&2
     echo "dynamic dependencies found" >&2
     exit 1
   fi
-  if readelf -l "$bin" | grep -q 'INTERP'; then
+  if grep -q 'INTERP' <<<"$programs"; then
     echo "the binary asks for a program interpreter" >&2
     exit 1
   fi
   want_machine=$([[ $cpu == aarch64 ]] && echo AArch64 || echo X86-64)
-  readelf -h "$bin" | grep -q "Machine:.*$want_machine" || { echo "not a $want_machine binary" >&2; exit 1; }
-  readelf -S "$bin" | grep -q '\.dep-v0' || { echo "no cargo auditable dependency list (.dep-v0)" >&2; exit 1; }
+  grep -q "Machine:.*$want_machine" <<<"$headers" || { echo "not a $want_machine binary" >&2; exit 1; }
+  grep -q '\.dep-v0' <<<"$sections" || { echo "no cargo auditable dependency list (.dep-v0)" >&2; exit 1; }
   [[ $size -lt $MAX_BYTES ]] || { echo "binary is over the 25 MiB budget" >&2; exit 1; }
   # Run it with an empty environment, as in the image.
   info="$(env -i "${run[@]}" "$bin" version --verbose)"

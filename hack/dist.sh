@@ -91,7 +91,7 @@ tools() {
   local triple cc pkgs
   triple="$(triple_of "$1")"
   if command -v rustup >/dev/null 2>&1 \
-    && ! rustup target list --installed 2>/dev/null | grep -qx "$triple"; then
+    && ! grep -qx "$triple" <<<"$(rustup target list --installed 2>/dev/null)"; then
     rustup target add "$triple" >&2
   fi
   read -r cc pkgs <<<"$(cc_of "$triple")"

@@ -358,6 +358,15 @@ pub fn rename_authority(block: &[u8]) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Rewrites a whole client-to-server byte stream at once, as [`AuthorityFix`] does piecewise
+/// (for fuzzing and tests).
+pub fn rewrite_client_bytes(input: &[u8]) -> io::Result<Vec<u8>> {
+    let mut fix = AuthorityFix::new(());
+    fix.input.extend_from_slice(input);
+    fix.process()?;
+    Ok(fix.output)
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for AuthorityFix<T> {
     fn poll_read(
         self: Pin<&mut Self>,

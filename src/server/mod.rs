@@ -25,6 +25,7 @@ use crate::request::MountRequest;
 use crate::secret::ExposeSecret;
 use crate::telemetry::Metrics;
 
+pub use authority::rewrite_client_bytes;
 pub use socket::{bind_socket, check_socket_dir, unix_channel};
 
 pub const RUNTIME_NAME: &str = "akeyless-csi-provider";
