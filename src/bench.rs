@@ -44,6 +44,21 @@ pub struct BenchArgs {
     /// Version round trips measured for the floor.
     #[arg(long, default_value_t = 2000)]
     pub version_calls: usize,
+    /// A jq expression for the first object of every SecretProviderClass, whose item then holds
+    /// a JSON value with `user`, `host` and `password` (e.g. `.user`, or
+    /// `"\(.user)@\(.host)"`), to measure what jq costs a mount.
+    #[arg(long)]
+    pub jq: Option<String>,
+}
+
+/// The JSON value of the first item when `--jq` is given.
+fn jq_value(ns: &str) -> String {
+    serde_json::json!({
+        "user": format!("user-{ns}"),
+        "host": "db.example.internal",
+        "password": "x".repeat(32),
+    })
+    .to_string()
 }
 
 fn rss_kib(pid: u32, field: &str) -> Option<u64> {
@@ -195,10 +210,11 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     for ns in &namespaces {
         state.grant_read(access_id, &format!("/{ns}/*"), &[ns]);
         for o in 0..args.objects {
-            state.put_static_secret(
-                &format!("/{ns}/secret-{o}"),
-                &format!("value-{ns}-{o}-{}", "x".repeat(32)),
-            );
+            let value = match &args.jq {
+                Some(_) if o == 0 => jq_value(ns),
+                _ => format!("value-{ns}-{o}-{}", "x".repeat(32)),
+            };
+            state.put_static_secret(&format!("/{ns}/secret-{o}"), &value);
         }
     }
 
@@ -263,7 +279,17 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 Duration::from_secs(3600),
             );
             let objects: String = (0..args.objects)
-                .map(|o| format!("- secretPath: /{ns}/secret-{o}\n  type: static\n"))
+                .map(|o| {
+                    let jq = match &args.jq {
+                        // A JSON string is a YAML double-quoted scalar.
+                        Some(expr) if o == 0 => format!(
+                            "  jq: {}\n",
+                            serde_json::to_string(expr).unwrap_or_default()
+                        ),
+                        _ => String::new(),
+                    };
+                    format!("- secretPath: /{ns}/secret-{o}\n  type: static\n{jq}")
+                })
                 .collect();
             let parameters = std::collections::BTreeMap::from([
                 ("akeylessAccessID".to_string(), access_id.to_string()),
@@ -277,7 +303,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     let requests = Arc::new(requests);
 
     println!(
-        "bench: {} pods x {} objects, {} namespaces x {} service accounts, concurrency {}, emulator latency {} ms, token scope {}, value cache {}",
+        "bench: {} pods x {} objects, {} namespaces x {} service accounts, concurrency {}, emulator latency {} ms, token scope {}, value cache {}, jq {}",
         args.pods,
         args.objects,
         namespaces.len(),
@@ -285,7 +311,8 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         args.concurrency,
         args.latency_ms,
         args.token_scope,
-        args.value_cache_ttl
+        args.value_cache_ttl,
+        args.jq.as_deref().unwrap_or("none")
     );
     println!(
         "Version round trip: min {} p50 {} p99 {} ({} calls)",
