@@ -18,6 +18,7 @@ pub mod driver;
 pub mod dry_run;
 pub mod emulator;
 pub mod error;
+pub mod eval;
 pub mod identity;
 pub mod jq;
 pub mod mount;

@@ -4,6 +4,11 @@ use akeyless_csi_provider::cli::{self, Cli, Command};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The jq worker evaluates one filter and exits: no async runtime, no threads.
+    let command = match cli.command {
+        Some(Command::EvalWorker(args)) => return akeyless_csi_provider::eval::worker::run(&args),
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -15,7 +20,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
+        match command {
             None => cli::run_serve(cli.serve).await,
             Some(Command::Serve(args)) => cli::run_serve(args).await,
             Some(Command::Demo(args)) => akeyless_csi_provider::demo::run(args).await,
@@ -28,6 +33,7 @@ fn main() -> std::process::ExitCode {
                 cli::print_version();
                 Ok(())
             }
+            Some(Command::EvalWorker(_)) => Err("the jq worker runs without a runtime".into()),
         }
     });
     match result {

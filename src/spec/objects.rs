@@ -79,8 +79,8 @@ impl fmt::Display for ItemType {
 pub enum Extract {
     /// A top-level key.
     Key(String),
-    /// A jq expression.
-    Jq(String),
+    /// A jq expression (classified: a plain path, or anything else).
+    Jq(crate::jq::JqFilter),
 }
 
 /// How a certificate is written.
@@ -493,7 +493,7 @@ fn parse_object(index: usize, raw: &Value, problems: &mut Vec<Problem>) -> Optio
             None
         }
         (Some(k), None) => Some(Extract::Key(k)),
-        (None, Some(j)) => Some(Extract::Jq(j)),
+        (None, Some(j)) => Some(Extract::Jq(crate::jq::JqFilter::new(j))),
         (None, None) => None,
     };
     let explode = match &obj.explode {
@@ -880,6 +880,45 @@ mod tests {
         assert_eq!(parse_mode(&Value::Number(420.into())), Ok(0o644));
         assert!(parse_mode(&Value::Number(644.into())).is_err());
         assert!(parse_mode(&Value::String("rw".into())).is_err());
+    }
+
+    #[test]
+    fn jq_is_classified_and_bounded_at_validation() {
+        let (objects, problems) = parse(
+            "- secretPath: /a\n  fileName: a\n  jq: .db.password\n- secretPath: /b\n  fileName: b\n  jq: '.db | keys'\n",
+        );
+        assert!(problems.is_empty(), "{}", messages(&problems));
+        let filter = |i: usize| match &objects[i].extract {
+            Some(Extract::Jq(f)) => f.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            filter(0).path(),
+            Some(
+                &[
+                    crate::jq::PathStep::Key("db".into()),
+                    crate::jq::PathStep::Key("password".into())
+                ][..]
+            )
+        );
+        assert_eq!(filter(1).path(), None);
+
+        let long = format!("- secretPath: /a\n  jq: '{}'\n", ".a".repeat(1025));
+        let text = messages(&parse(&long).1);
+        assert!(
+            text.contains("objects[0].jq") && text.contains("2050 bytes long, more than the 2048"),
+            "{text}"
+        );
+        let deep = format!(
+            "- secretPath: /a\n  jq: '{}.{}'\n",
+            "(".repeat(40),
+            ")".repeat(40)
+        );
+        let text = messages(&parse(&deep).1);
+        assert!(
+            text.contains("nests brackets, braces or parentheses 40 deep"),
+            "{text}"
+        );
     }
 
     #[test]
