@@ -1,8 +1,17 @@
 use clap::Parser;
 
 use akeyless_csi_provider::cli::{self, Cli, Command};
+use akeyless_csi_provider::eval;
 
 fn main() -> std::process::ExitCode {
+    // The jq worker is started for every evaluation: it skips building the whole command line,
+    // which costs more than a typical evaluation.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == eval::WORKER_SUBCOMMAND)
+    {
+        return eval::worker::main();
+    }
     let cli = Cli::parse();
     // The jq worker evaluates one filter and exits: no async runtime, no threads.
     let command = match cli.command {

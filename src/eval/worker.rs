@@ -187,6 +187,31 @@ fn limit_self(args: &WorkerArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The worker's command line alone (`<binary> __eval-worker --memory-bytes …`).
+#[derive(clap::Parser, Debug)]
+#[command(name = "akeyless-csi-provider")]
+struct WorkerCommandLine {
+    #[command(subcommand)]
+    command: WorkerCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum WorkerCommand {
+    #[command(name = super::WORKER_SUBCOMMAND)]
+    EvalWorker(WorkerArgs),
+}
+
+/// `main` of the worker: parses only its own arguments, then [`run`].
+pub fn main() -> ExitCode {
+    use clap::Parser;
+    match WorkerCommandLine::try_parse() {
+        Ok(WorkerCommandLine {
+            command: WorkerCommand::EvalWorker(args),
+        }) => run(&args),
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
 /// The `__eval-worker` subcommand: limits itself, evaluates one request from stdin, answers on
 /// stdout.
 pub fn run(args: &WorkerArgs) -> ExitCode {
