@@ -359,7 +359,8 @@ pub fn apply_filter(
     }
 }
 
-fn failed(expr: &str) -> String {
+/// The message of a filter that failed on the value (never jaq's text, which may quote it).
+pub fn failed(expr: &str) -> String {
     format!("jq expression {expr:?} failed on the value")
 }
 

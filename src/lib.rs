@@ -27,6 +27,7 @@ pub mod proto;
 pub mod render;
 pub mod request;
 pub mod secret;
+pub mod select;
 pub mod server;
 pub mod spec;
 pub mod sync;

@@ -117,24 +117,27 @@ fn decode(encoding: Encoding, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
 }
 
 fn parse_json(object: &ObjectSpec, raw: &[u8], why: &str) -> Result<serde_json::Value, MountError> {
-    serde_json::from_slice(raw).map_err(|e| {
-        if crate::jq::is_too_deep(&e) {
-            MountError::invalid(format!(
-                "{}: the value is JSON nested more than {} levels deep (line {} column {}), so {why} cannot be applied",
-                object.label(),
-                crate::jq::MAX_JSON_DEPTH,
-                e.line(),
-                e.column()
-            ))
-        } else {
-            MountError::invalid(format!(
-                "{}: the value is not JSON (line {} column {}), so {why} cannot be applied",
-                object.label(),
-                e.line(),
-                e.column()
-            ))
-        }
-    })
+    serde_json::from_slice(raw).map_err(|e| json_error(object, &e, why))
+}
+
+/// The error for a value that can't be read as JSON (positions only, never its text).
+fn json_error(object: &ObjectSpec, e: &serde_json::Error, why: &str) -> MountError {
+    if crate::jq::is_too_deep(e) {
+        MountError::invalid(format!(
+            "{}: the value is JSON nested more than {} levels deep (line {} column {}), so {why} cannot be applied",
+            object.label(),
+            crate::jq::MAX_JSON_DEPTH,
+            e.line(),
+            e.column()
+        ))
+    } else {
+        MountError::invalid(format!(
+            "{}: the value is not JSON (line {} column {}), so {why} cannot be applied",
+            object.label(),
+            e.line(),
+            e.column()
+        ))
+    }
 }
 
 /// Bounds of one mount's output.
@@ -182,14 +185,6 @@ fn too_many_files(count: usize, max: usize) -> String {
     )
 }
 
-fn key_list(map: &serde_json::Map<String, serde_json::Value>) -> String {
-    let mut keys: Vec<&str> = map.keys().map(String::as_str).take(20).collect();
-    if map.len() > 20 {
-        keys.push("…");
-    }
-    keys.join(", ")
-}
-
 /// Shapes one object's raw value into `(path, bytes)` pairs: at most `max_files` of them.
 pub fn shape(
     object: &ObjectSpec,
@@ -198,11 +193,17 @@ pub fn shape(
     max_files: usize,
 ) -> Result<Vec<(String, Vec<u8>)>, MountError> {
     let fail = |m: String| MountError::invalid(format!("{}: {m}", object.label()));
+    let json_error = |e: serde_json::Error, why: &str| json_error(object, &e, why);
+    // Plain paths, keys and explode read the value in one pass, building only what they
+    // select (crate::select); only jq in process parses it whole.
     let mut value: Option<serde_json::Value> = None;
     if let Some(Extract::Jq(filter)) = &object.extract {
         value = Some(match (jq, filter.path()) {
             (JqResult::Evaluated(Some(v)), _) => v,
-            (_, Some(_)) | (JqResult::InProcess, None) => {
+            (_, Some(path)) => crate::select::path(raw, path)
+                .map_err(|e| json_error(e, "jq"))?
+                .map_err(|crate::jq::PathError| fail(crate::jq::failed(filter.text())))?,
+            (JqResult::InProcess, None) => {
                 let json = parse_json(object, raw, "jq")?;
                 crate::jq::apply_filter(filter, &json).map_err(&fail)?
             }
@@ -215,44 +216,53 @@ pub fn shape(
         });
     }
     if let Some(Extract::Key(key)) = &object.extract {
-        let json = parse_json(object, raw, "key")?;
-        let serde_json::Value::Object(map) = json else {
-            return Err(fail(format!(
-                "the value is JSON but not an object, so key {key:?} cannot be applied"
-            )));
-        };
-        match map.get(key) {
-            Some(v) => value = Some(v.clone()),
-            None => {
+        match crate::select::key(raw, key).map_err(|e| json_error(e, "key"))? {
+            crate::select::Key::Found(v) => value = Some(v),
+            crate::select::Key::NotAnObject => {
+                return Err(fail(format!(
+                    "the value is JSON but not an object, so key {key:?} cannot be applied"
+                )));
+            }
+            crate::select::Key::Missing { keys, more } => {
+                let mut listed = keys.join(", ");
+                if more {
+                    listed.push_str(", …");
+                }
                 return Err(MountError::new(
                     crate::error::ErrorCode::NotFound,
                     format!(
-                        "{}: the value has no top-level key {key:?} (its keys: {})",
+                        "{}: the value has no top-level key {key:?} (its keys: {listed})",
                         object.label(),
-                        key_list(&map)
                     ),
                 ));
             }
         }
     }
     if object.explode {
-        let json = match value {
-            Some(v) => v,
-            None => parse_json(object, raw, "explode")?,
-        };
-        let serde_json::Value::Object(map) = json else {
-            return Err(fail("explode needs a JSON object value".into()));
-        };
-        if map.len() > max_files {
-            return Err(fail(format!(
-                "explode writes one file per top-level key, and the value has {} keys, more than \
+        let too_many = |n: usize| {
+            fail(format!(
+                "explode writes one file per top-level key, and the value has {n} keys, more than \
                  the {max_files} files this mount may still return (the provider's --max-files); \
-                 select part of the value with key or jq, or raise --max-files",
-                map.len()
-            )));
-        }
-        let mut files = Vec::with_capacity(map.len());
-        for (k, v) in &map {
+                 select part of the value with key or jq, or raise --max-files"
+            ))
+        };
+        let not_an_object = || fail("explode needs a JSON object value".into());
+        let entries: Vec<(String, serde_json::Value)> = match value {
+            Some(serde_json::Value::Object(map)) if map.len() > max_files => {
+                return Err(too_many(map.len()));
+            }
+            Some(serde_json::Value::Object(map)) => map.into_iter().collect(),
+            Some(_) => return Err(not_an_object()),
+            None => match crate::select::entries(raw, max_files)
+                .map_err(|e| json_error(e, "explode"))?
+            {
+                crate::select::Entries::Entries(map) => map.into_iter().collect(),
+                crate::select::Entries::TooMany(n) => return Err(too_many(n)),
+                crate::select::Entries::NotAnObject => return Err(not_an_object()),
+            },
+        };
+        let mut files = Vec::with_capacity(entries.len());
+        for (k, v) in &entries {
             let path = format!("{}/{k}", object.file_name);
             check_file_path(&path)
                 .map_err(|why| fail(format!("key {k:?} cannot be a file name: {why}")))?;
