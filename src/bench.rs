@@ -49,6 +49,15 @@ pub struct BenchArgs {
     /// `"\(.user)@\(.host)"`), to measure what jq costs a mount.
     #[arg(long)]
     pub jq: Option<String>,
+    /// Instead of the mount rounds: issue 12's hostile-filter scenario (six runaway jq filters
+    /// at once, memory bombs, a 200,000-key explode), printing each answer and its time,
+    /// `Version` and ordinary-mount latency meanwhile, CPU after the answers and peak RSS of
+    /// the provider and its jq workers.
+    #[arg(long)]
+    pub runaway_jq: bool,
+    /// With --runaway-jq: the provider's --jq-timeout.
+    #[arg(long, default_value = "2s")]
+    pub jq_timeout: String,
 }
 
 /// The JSON value of the first item when `--jq` is given.
@@ -84,7 +93,7 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-struct ProviderProcess(Child);
+pub(crate) struct ProviderProcess(pub(crate) Child);
 
 impl Drop for ProviderProcess {
     fn drop(&mut self) {
@@ -93,7 +102,7 @@ impl Drop for ProviderProcess {
     }
 }
 
-async fn wait_for_socket(socket: &Path, child: &mut Child) -> Result<(), String> {
+pub(crate) async fn wait_for_socket(socket: &Path, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -194,6 +203,9 @@ fn print_round(name: &str, r: &RoundResult, pods: usize) {
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), String> {
+    if args.runaway_jq {
+        return crate::bench_runaway::run(&args).await;
+    }
     let emulator = Emulator::start("127.0.0.1:0".parse().expect("literal address"))
         .await
         .map_err(|e| format!("starting the emulator: {e}"))?;

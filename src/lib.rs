@@ -9,6 +9,7 @@
 
 pub mod akeyless;
 pub mod bench;
+pub mod bench_runaway;
 pub mod cache;
 pub mod certs;
 pub mod cli;
