@@ -191,6 +191,8 @@ impl Evaluator {
             max_bytes,
             max_files: self.max_files,
         };
+        // Bytes the pure stage will read: the fetched values and the workers' answers.
+        let mut input: usize = values.iter().map(|v| fetched_len(v)).sum();
         let jq = match &self.mode {
             Mode::InProcess => JqResults::InProcess,
             Mode::Workers(pool) => {
@@ -202,7 +204,7 @@ impl Evaluator {
                         (Some(Extract::Jq(filter)), Fetched::Text(text))
                             if filter.path().is_none() =>
                         {
-                            let output = pool
+                            let (output, answer_bytes) = pool
                                 .evaluate(
                                     filter.text(),
                                     text.expose_secret().as_bytes(),
@@ -212,6 +214,7 @@ impl Evaluator {
                                 )
                                 .await
                                 .map_err(|e| e.into_mount_error(object, filter.text(), pool))?;
+                            input = input.saturating_add(answer_bytes);
                             Some(output)
                         }
                         _ => None,
@@ -220,7 +223,6 @@ impl Evaluator {
                 JqResults::Evaluated(results)
             }
         };
-        let input: usize = values.iter().map(|v| fetched_len(v)).sum();
         if input <= INLINE_RENDER_BYTES {
             return render::render(objects, values, jq, default_mode, key, now, limits);
         }
@@ -432,8 +434,8 @@ impl WorkerPool {
         Ok(slot)
     }
 
-    /// Runs `filter` on `input` in a worker; the worker is gone (killed and reaped) when this
-    /// returns.
+    /// Runs `filter` on `input` in a worker: the result, and the size of the worker's answer.
+    /// The worker is gone (killed and reaped) when this returns.
     async fn evaluate(
         &self,
         filter: &str,
@@ -441,7 +443,7 @@ impl WorkerPool {
         tenant: &str,
         deadline: Instant,
         max_output: usize,
-    ) -> Result<serde_json::Value, EvalError> {
+    ) -> Result<(serde_json::Value, usize), EvalError> {
         let stop = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline);
         let _slot = tokio::time::timeout_at(stop.into(), self.acquire(tenant))
             .await
@@ -493,10 +495,11 @@ impl WorkerPool {
                 _ => EvalError::Crashed(status),
             });
         }
-        worker::Answer::decode(&output)
+        let value = worker::Answer::decode(&output)
             .map_err(|worker::Garbled| EvalError::Garbled)?
             .into_result()
-            .map_err(EvalError::Failed)
+            .map_err(EvalError::Failed)?;
+        Ok((value, output.len()))
     }
 }
 
