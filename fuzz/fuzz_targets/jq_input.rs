@@ -35,6 +35,22 @@ const FILTERS: &[&str] = &[
 
 const MAX_FILES: usize = 16;
 
+/// Equal values, numbers within a relative 1e-15 (see above).
+fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y || ((x - y).abs() <= 1e-15 * x.abs().max(y.abs())),
+            _ => x == y,
+        },
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, value)) = data.split_first() else { return };
     let filter = FILTERS[usize::from(selector) % FILTERS.len()];
@@ -60,12 +76,19 @@ fuzz_target!(|data: &[u8]| {
             assert!(driver_rules::driver_accepts(&path), "{path:?}");
         }
     }
-    // Plain paths agree with jaq on every JSON value.
+    // Plain paths agree with jaq on every JSON value (numbers to the last bit but one:
+    // serde_json, without its float_roundtrip feature, may parse a float one unit in the last
+    // place off, and jaq's answer is parsed once more than the path's).
     let parsed = JqFilter::new(filter);
     if let (Some(path), Ok(json)) = (parsed.path(), serde_json::from_slice(value)) {
         let by_path = jq::eval_path(path, &json).map(std::borrow::Cow::into_owned).ok();
         let by_jaq = jq::apply(filter, &json).ok();
-        assert_eq!(by_path, by_jaq, "{filter}");
+        let agree = match (&by_path, &by_jaq) {
+            (Some(a), Some(b)) => same(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        assert!(agree, "{filter}: {by_path:?} vs {by_jaq:?}");
     }
     // The worker's side of the protocol, in process: a request (with one of the filters above;
     // any filter could run forever, which is what the worker process is for) gets an answer
@@ -74,7 +97,12 @@ fuzz_target!(|data: &[u8]| {
     request.extend(filter.as_bytes());
     request.extend(value);
     let answer = worker::evaluate(&request);
-    assert_eq!(worker::Answer::decode(&answer.encode()), Ok(answer));
+    match (worker::Answer::decode(&answer.encode()), &answer) {
+        (Ok(worker::Answer::Value(read)), worker::Answer::Value(sent)) => {
+            assert!(same(&read, sent), "{read:?} vs {sent:?}")
+        }
+        (read, _) => assert_eq!(read, Ok(answer)),
+    }
     if let Some((garbled_filter, _)) = worker::split_request(value) {
         assert!(garbled_filter.len() <= value.len());
     }
