@@ -1,6 +1,8 @@
 //! Criterion micro-benchmarks of the two pure stages of a mount: parsing a 10-object
 //! SecretProviderClass (`spec::parse_mount`, and the wire decoding before it) and rendering 10
 //! fetched values into files (`render::render`, including a JSON `key` and a `jq` extraction).
+//! Also: the same render with the `jq` object a plain path (evaluated without jaq), and one
+//! evaluation in a jq worker process (what a mount pays for a `jq` that isn't a plain path).
 //! Run: `cargo bench --bench parse_render`; figures in BENCHMARKS.md.
 
 use std::collections::BTreeMap;
@@ -8,7 +10,8 @@ use std::hint::black_box;
 use std::time::SystemTime;
 
 use akeyless_csi_provider::driver::{self, SimulatedPod};
-use akeyless_csi_provider::render::{self, Fetched, VersionKey};
+use akeyless_csi_provider::eval::worker;
+use akeyless_csi_provider::render::{self, Fetched, JqResults, OutputLimits, VersionKey};
 use akeyless_csi_provider::request::MountRequest;
 use akeyless_csi_provider::secret::SecretString;
 use akeyless_csi_provider::spec::{self, SpecDefaults};
@@ -54,6 +57,14 @@ const OBJECTS: &str = "\
   fileName: license.txt
   type: static
 ";
+
+/// The same objects with the `jq` expression replaced by a plain path (no jaq).
+fn objects_with_jq_path() -> String {
+    OBJECTS.replace(
+        "  jq: '\"postgres://\" + .username + \"@\" + .host'",
+        "  jq: .host",
+    )
+}
 
 /// The same objects with the `jq` expression replaced by a `key`, to show what jq costs.
 fn objects_without_jq() -> String {
@@ -132,19 +143,80 @@ fn rendering(c: &mut Criterion) {
     let refs: Vec<&Fetched> = values.iter().collect();
     let key = VersionKey::new(vec![7; 32]);
     let now = SystemTime::now();
-    let max = SpecDefaults::default().max_mount_bytes;
+    let (jq_path, _) =
+        spec::parse_mount(&request(&objects_with_jq_path()), &SpecDefaults::default())
+            .expect("valid SPC");
+    let limits = OutputLimits {
+        max_bytes: SpecDefaults::default().max_mount_bytes,
+        max_files: render::DEFAULT_MAX_FILES,
+    };
+    let run = |objects| {
+        render::render(
+            objects,
+            &refs,
+            JqResults::InProcess,
+            0o644,
+            &key,
+            now,
+            limits,
+        )
+        .expect("renders")
+    };
     c.bench_function("render/10_objects", |b| {
-        b.iter(|| {
-            render::render(black_box(&spec.objects), &refs, 0o644, &key, now, max).expect("renders")
-        })
+        b.iter(|| run(black_box(&spec.objects)))
+    });
+    c.bench_function("render/10_objects_jq_plain_path", |b| {
+        b.iter(|| run(black_box(&jq_path.objects)))
     });
     c.bench_function("render/10_objects_without_jq", |b| {
+        b.iter(|| run(black_box(&no_jq.objects)))
+    });
+}
+
+/// One evaluation in a worker process, as a mount runs it: start the binary, send the request,
+/// read the answer, reap it.
+fn worker_round_trip(c: &mut Criterion) {
+    use std::io::{Read, Write};
+    let filter = r#""postgres://" + .username + "@" + .host"#;
+    let mut request = worker::request_header(filter).to_vec();
+    request.extend(filter.as_bytes());
+    request.extend(br#"{"username":"app","password":"pw","host":"db.internal:5432"}"#);
+    let pid = std::process::id().to_string();
+    c.bench_function("jq_worker/one_evaluation", |b| {
         b.iter(|| {
-            render::render(black_box(&no_jq.objects), &refs, 0o644, &key, now, max)
-                .expect("renders")
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_akeyless-csi-provider"))
+                .args([
+                    akeyless_csi_provider::eval::WORKER_SUBCOMMAND,
+                    "--memory-bytes",
+                ])
+                .arg((24u64 << 20).to_string())
+                .args(["--cpu-seconds", "4", "--parent-pid", &pid])
+                .env_clear()
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("worker");
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(&request).expect("request");
+            drop(stdin);
+            let mut answer = Vec::new();
+            child
+                .stdout
+                .take()
+                .expect("stdout")
+                .read_to_end(&mut answer)
+                .expect("answer");
+            child.wait().expect("exit");
+            assert_eq!(
+                worker::Answer::decode(&answer),
+                Ok(worker::Answer::Value(serde_json::json!(
+                    "postgres://app@db.internal:5432"
+                )))
+            );
         })
     });
 }
 
-criterion_group!(benches, parsing, rendering);
+criterion_group!(benches, parsing, rendering, worker_round_trip);
 criterion_main!(benches);

@@ -44,6 +44,30 @@ pub struct BenchArgs {
     /// Version round trips measured for the floor.
     #[arg(long, default_value_t = 2000)]
     pub version_calls: usize,
+    /// A jq expression for the first object of every SecretProviderClass, whose item then holds
+    /// a JSON value with `user`, `host` and `password` (e.g. `.user`, or
+    /// `"\(.user)@\(.host)"`), to measure what jq costs a mount.
+    #[arg(long)]
+    pub jq: Option<String>,
+    /// Instead of the mount rounds: issue 12's hostile-filter scenario (six runaway jq filters
+    /// at once, memory bombs, a 200,000-key explode), printing each answer and its time,
+    /// `Version` and ordinary-mount latency meanwhile, CPU after the answers and peak RSS of
+    /// the provider and its jq workers.
+    #[arg(long)]
+    pub runaway_jq: bool,
+    /// With --runaway-jq: the provider's --jq-timeout.
+    #[arg(long, default_value = "2s")]
+    pub jq_timeout: String,
+}
+
+/// The JSON value of the first item when `--jq` is given.
+fn jq_value(ns: &str) -> String {
+    serde_json::json!({
+        "user": format!("user-{ns}"),
+        "host": "db.example.internal",
+        "password": "x".repeat(32),
+    })
+    .to_string()
 }
 
 fn rss_kib(pid: u32, field: &str) -> Option<u64> {
@@ -69,7 +93,7 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-struct ProviderProcess(Child);
+pub(crate) struct ProviderProcess(pub(crate) Child);
 
 impl Drop for ProviderProcess {
     fn drop(&mut self) {
@@ -78,7 +102,7 @@ impl Drop for ProviderProcess {
     }
 }
 
-async fn wait_for_socket(socket: &Path, child: &mut Child) -> Result<(), String> {
+pub(crate) async fn wait_for_socket(socket: &Path, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -179,6 +203,9 @@ fn print_round(name: &str, r: &RoundResult, pods: usize) {
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), String> {
+    if args.runaway_jq {
+        return crate::bench_runaway::run(&args).await;
+    }
     let emulator = Emulator::start("127.0.0.1:0".parse().expect("literal address"))
         .await
         .map_err(|e| format!("starting the emulator: {e}"))?;
@@ -195,10 +222,11 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     for ns in &namespaces {
         state.grant_read(access_id, &format!("/{ns}/*"), &[ns]);
         for o in 0..args.objects {
-            state.put_static_secret(
-                &format!("/{ns}/secret-{o}"),
-                &format!("value-{ns}-{o}-{}", "x".repeat(32)),
-            );
+            let value = match &args.jq {
+                Some(_) if o == 0 => jq_value(ns),
+                _ => format!("value-{ns}-{o}-{}", "x".repeat(32)),
+            };
+            state.put_static_secret(&format!("/{ns}/secret-{o}"), &value);
         }
     }
 
@@ -263,7 +291,17 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 Duration::from_secs(3600),
             );
             let objects: String = (0..args.objects)
-                .map(|o| format!("- secretPath: /{ns}/secret-{o}\n  type: static\n"))
+                .map(|o| {
+                    let jq = match &args.jq {
+                        // A JSON string is a YAML double-quoted scalar.
+                        Some(expr) if o == 0 => format!(
+                            "  jq: {}\n",
+                            serde_json::to_string(expr).unwrap_or_default()
+                        ),
+                        _ => String::new(),
+                    };
+                    format!("- secretPath: /{ns}/secret-{o}\n  type: static\n{jq}")
+                })
                 .collect();
             let parameters = std::collections::BTreeMap::from([
                 ("akeylessAccessID".to_string(), access_id.to_string()),
@@ -277,7 +315,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     let requests = Arc::new(requests);
 
     println!(
-        "bench: {} pods x {} objects, {} namespaces x {} service accounts, concurrency {}, emulator latency {} ms, token scope {}, value cache {}",
+        "bench: {} pods x {} objects, {} namespaces x {} service accounts, concurrency {}, emulator latency {} ms, token scope {}, value cache {}, jq {}",
         args.pods,
         args.objects,
         namespaces.len(),
@@ -285,7 +323,8 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         args.concurrency,
         args.latency_ms,
         args.token_scope,
-        args.value_cache_ttl
+        args.value_cache_ttl,
+        args.jq.as_deref().unwrap_or("none")
     );
     println!(
         "Version round trip: min {} p50 {} p99 {} ({} calls)",

@@ -50,6 +50,10 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Print version and build information.
     Version(VersionArgs),
+    /// Internal: evaluates one jq filter for the provider, in a process of its own with its own
+    /// limits (started by the provider, never by hand).
+    #[command(name = crate::eval::WORKER_SUBCOMMAND, hide = true)]
+    EvalWorker(crate::eval::WorkerArgs),
 }
 
 #[derive(Args, Debug)]
@@ -171,6 +175,8 @@ pub struct BackendArgs {
     pub max_objects: usize,
     #[command(flatten)]
     pub cloud: crate::cloud::CloudArgs,
+    #[command(flatten)]
+    pub eval: crate::eval::EvalArgs,
 }
 
 #[derive(Args, Debug)]
@@ -230,7 +236,10 @@ pub fn provider_context(args: &BackendArgs) -> Result<ProviderContext, String> {
             VersionKey::random()
         }
     };
-    Ok(ProviderContext::new(
+    // Filters that are not plain paths run in worker processes: this binary, re-executed
+    // through /proc/self/exe (the running image, whatever happens to its path on disk).
+    let evaluator = crate::eval::Evaluator::workers(&args.eval, "/proc/self/exe")?;
+    let mut ctx = ProviderContext::new(
         SpecDefaults {
             gateway_url,
             allowed_gateways: GatewayAllowList::parse(&args.allowed_gateways)
@@ -249,7 +258,9 @@ pub fn provider_context(args: &BackendArgs) -> Result<ProviderContext, String> {
             ..CacheSettings::default()
         },
     )
-    .with_cloud(args.cloud.options()?))
+    .with_cloud(args.cloud.options()?);
+    ctx.evaluator = evaluator;
+    Ok(ctx)
 }
 
 /// Resolves on SIGTERM or SIGINT.

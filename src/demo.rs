@@ -117,6 +117,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         max_response_bytes: crate::akeyless::MAX_RESPONSE_BYTES,
         max_mount_bytes: crate::spec::DRIVER_MESSAGE_LIMIT - 64 * 1024,
         cloud: Default::default(),
+        eval: Default::default(),
     };
     let mount_timeout = Duration::from_secs(30);
     let ctx = Arc::new(provider_context(&backend)?);

@@ -32,6 +32,14 @@ pub mod akeyless;
     clippy::arithmetic_side_effects
 )] // a load generator for the `bench` command
 pub mod bench;
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)] // `bench --runaway-jq`, a hostile load generator
+pub mod bench_runaway;
 pub mod cache;
 pub mod certs;
 pub mod cli;
@@ -62,6 +70,7 @@ pub mod dry_run;
 )] // the Akeyless emulator, a test double
 pub mod emulator;
 pub mod error;
+pub mod eval;
 pub mod identity;
 pub mod jq;
 pub mod mount;
@@ -70,6 +79,7 @@ pub mod proto;
 pub mod render;
 pub mod request;
 pub mod secret;
+pub mod select;
 pub mod server;
 pub mod spec;
 pub mod sync;

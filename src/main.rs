@@ -1,10 +1,24 @@
 use clap::Parser;
 
 use akeyless_csi_provider::cli::{self, Cli, Command};
+use akeyless_csi_provider::eval;
 
 fn main() -> std::process::ExitCode {
+    // The jq worker is started for every evaluation: it skips building the whole command line,
+    // which costs more than a typical evaluation.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == eval::WORKER_SUBCOMMAND)
+    {
+        return eval::worker::main();
+    }
     let cli = Cli::parse();
     akeyless_csi_provider::telemetry::install_panic_hook();
+    // The jq worker evaluates one filter and exits: no async runtime, no threads.
+    let command = match cli.command {
+        Some(Command::EvalWorker(args)) => return akeyless_csi_provider::eval::worker::run(&args),
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -16,7 +30,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
+        match command {
             None => cli::run_serve(cli.serve).await,
             Some(Command::Serve(args)) => cli::run_serve(args).await,
             Some(Command::Demo(args)) => akeyless_csi_provider::demo::run(args).await,
@@ -29,6 +43,7 @@ fn main() -> std::process::ExitCode {
                 cli::print_version(args.verbose);
                 Ok(())
             }
+            Some(Command::EvalWorker(_)) => Err("the jq worker runs without a runtime".into()),
         }
     });
     match result {

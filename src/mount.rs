@@ -19,7 +19,7 @@ use crate::cloud::CloudOptions;
 use crate::error::{ErrorCode, MountError};
 use crate::identity::{self, FingerprintKey, TokenKey, UidChainKey, UidChains};
 use crate::plan::{self, FetchPlan, Read};
-use crate::render::{self, Fetched, Rendered, VersionKey};
+use crate::render::{Fetched, Rendered, VersionKey};
 use crate::request::MountRequest;
 use crate::secret::{ExposeSecret, SecretString};
 use crate::spec::{
@@ -85,6 +85,9 @@ pub struct ProviderContext {
     /// on every rotation poll.
     pub confirmed_denials: BoundedMap<(TokenKey, [u8; 32]), ()>,
     pub backend: BackendPolicy,
+    /// How `jq` filters are evaluated, and the file cap (see [`crate::eval`]). In process after
+    /// `new` (tests, benches); `cli::provider_context` sets worker processes.
+    pub evaluator: crate::eval::Evaluator,
 }
 
 /// What a coalesced read fetched.
@@ -146,6 +149,7 @@ impl ProviderContext {
                 max_response_bytes: caches.max_response_bytes,
                 ..BackendPolicy::new(caches.max_backend_concurrency)
             },
+            evaluator: crate::eval::Evaluator::in_process(),
         }
     }
 }
@@ -844,6 +848,7 @@ pub async fn mount_with_deadline(
         creds: &creds,
         req,
         now,
+        deadline,
     };
 
     let (token, cached) = login(ctx, &client, &spec, &creds, key.as_ref(), &req.pod, now).await?;
@@ -896,6 +901,7 @@ struct Mount<'a> {
     creds: &'a Credentials,
     req: &'a MountRequest,
     now: SystemTime,
+    deadline: Instant,
 }
 
 impl Mount<'_> {
@@ -950,14 +956,18 @@ impl Mount<'_> {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        render::render(
-            &spec.objects,
-            &per_object,
-            self.req.default_mode,
-            &ctx.version_key,
-            self.now,
-            ctx.defaults.max_mount_bytes,
-        )
+        ctx.evaluator
+            .render(
+                &spec.objects,
+                &per_object,
+                self.req.default_mode,
+                &ctx.version_key,
+                self.now,
+                ctx.defaults.max_mount_bytes,
+                self.req.pod.namespace.as_deref().unwrap_or_default(),
+                self.deadline,
+            )
+            .await
     }
 
     /// Types remembered from earlier look-ups by this account, for every object's item (a

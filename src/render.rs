@@ -1,5 +1,10 @@
 //! Fetched values → files and object versions. Pure: extraction (`key`, `explode`), decoding
 //! (`encoding`), modes, and the version each object reports.
+//!
+//! Bounded by its input: every step is linear (or n log n, for path conflicts) in the bytes read
+//! from Akeyless, JSON is parsed at most [`crate::jq::MAX_JSON_DEPTH`] levels deep, and the files
+//! are capped by [`OutputLimits`]. The one unbounded step, a `jq` filter that is not a plain
+//! path, is evaluated elsewhere for mounts (`crate::eval`) and handed in as [`JqResults`].
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -115,63 +120,152 @@ fn decode(encoding: Encoding, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
 }
 
 fn parse_json(object: &ObjectSpec, raw: &[u8], why: &str) -> Result<serde_json::Value, MountError> {
-    serde_json::from_slice(raw).map_err(|e| {
+    serde_json::from_slice(raw).map_err(|e| json_error(object, &e, why))
+}
+
+/// The error for a value that can't be read as JSON (positions only, never its text).
+fn json_error(object: &ObjectSpec, e: &serde_json::Error, why: &str) -> MountError {
+    if crate::jq::is_too_deep(e) {
+        MountError::invalid(format!(
+            "{}: the value is JSON nested more than {} levels deep (line {} column {}), so {why} cannot be applied",
+            object.label(),
+            crate::jq::MAX_JSON_DEPTH,
+            e.line(),
+            e.column()
+        ))
+    } else {
         MountError::invalid(format!(
             "{}: the value is not JSON (line {} column {}), so {why} cannot be applied",
             object.label(),
             e.line(),
             e.column()
         ))
-    })
-}
-
-fn key_list(map: &serde_json::Map<String, serde_json::Value>) -> String {
-    let mut keys: Vec<&str> = map.keys().map(String::as_str).take(20).collect();
-    if map.len() > 20 {
-        keys.push("…");
     }
-    keys.join(", ")
 }
 
-/// Shapes one object's raw value into `(path, bytes)` pairs.
-pub fn shape(object: &ObjectSpec, raw: &[u8]) -> Result<Vec<(String, Vec<u8>)>, MountError> {
+/// Bounds of one mount's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputLimits {
+    /// Most bytes of all files together (paths included): `--max-mount-bytes`.
+    pub max_bytes: usize,
+    /// Most files: `--max-files` (`explode` included).
+    pub max_files: usize,
+}
+
+/// Default of `--max-files`: room for every one of `--max-objects` (500) objects to be a PEM
+/// certificate directory (up to 3 files each), while an `explode` of a huge object fails fast.
+pub const DEFAULT_MAX_FILES: usize = 2000;
+
+impl OutputLimits {
+    /// No bound (tests and benches).
+    pub const UNLIMITED: OutputLimits = OutputLimits {
+        max_bytes: usize::MAX,
+        max_files: usize::MAX,
+    };
+}
+
+/// Where the results of the objects' `jq` filters come from.
+#[derive(Debug)]
+pub enum JqResults {
+    /// Evaluated here while shaping: plain paths directly, other filters with jaq in process,
+    /// without any bound (the evaluation worker itself, tests and benches).
+    InProcess,
+    /// Evaluated elsewhere (by the worker): entry `i` is the result of `objects[i]`'s filter
+    /// when it is not a plain path. Plain paths are still evaluated here.
+    Evaluated(Vec<Option<serde_json::Value>>),
+}
+
+/// What the `jq` of one object gives, for [`shape`].
+#[derive(Debug)]
+pub enum JqResult {
+    InProcess,
+    Evaluated(Option<serde_json::Value>),
+}
+
+fn too_many_files(count: usize, max: usize) -> String {
+    format!(
+        "the mount would return {count} files, more than the {max} one mount may return (the provider's --max-files)"
+    )
+}
+
+/// Shapes one object's raw value into `(path, bytes)` pairs: at most `max_files` of them.
+pub fn shape(
+    object: &ObjectSpec,
+    raw: &[u8],
+    jq: JqResult,
+    max_files: usize,
+) -> Result<Vec<(String, Vec<u8>)>, MountError> {
     let fail = |m: String| MountError::invalid(format!("{}: {m}", object.label()));
+    let json_error = |e: serde_json::Error, why: &str| json_error(object, &e, why);
+    // Plain paths, keys and explode read the value in one pass, building only what they
+    // select (crate::select); only jq in process parses it whole.
     let mut value: Option<serde_json::Value> = None;
-    if let Some(Extract::Jq(expr)) = &object.extract {
-        let json = parse_json(object, raw, "jq")?;
-        value = Some(crate::jq::apply(expr, &json).map_err(&fail)?);
+    if let Some(Extract::Jq(filter)) = &object.extract {
+        value = Some(match (jq, filter.path()) {
+            (JqResult::Evaluated(Some(v)), _) => v,
+            (_, Some(path)) => crate::select::path(raw, path)
+                .map_err(|e| json_error(e, "jq"))?
+                .map_err(|crate::jq::PathError| fail(crate::jq::failed(filter.text())))?,
+            (JqResult::InProcess, None) => {
+                let json = parse_json(object, raw, "jq")?;
+                crate::jq::apply_filter(filter, &json).map_err(&fail)?
+            }
+            (JqResult::Evaluated(None), None) => {
+                return Err(MountError::internal(format!(
+                    "{}: the jq expression was not evaluated",
+                    object.label()
+                )));
+            }
+        });
     }
     if let Some(Extract::Key(key)) = &object.extract {
-        let json = parse_json(object, raw, "key")?;
-        let serde_json::Value::Object(map) = json else {
-            return Err(fail(format!(
-                "the value is JSON but not an object, so key {key:?} cannot be applied"
-            )));
-        };
-        match map.get(key) {
-            Some(v) => value = Some(v.clone()),
-            None => {
+        match crate::select::key(raw, key).map_err(|e| json_error(e, "key"))? {
+            crate::select::Key::Found(v) => value = Some(v),
+            crate::select::Key::NotAnObject => {
+                return Err(fail(format!(
+                    "the value is JSON but not an object, so key {key:?} cannot be applied"
+                )));
+            }
+            crate::select::Key::Missing { keys, more } => {
+                let mut listed = keys.join(", ");
+                if more {
+                    listed.push_str(", …");
+                }
                 return Err(MountError::new(
                     crate::error::ErrorCode::NotFound,
                     format!(
-                        "{}: the value has no top-level key {key:?} (its keys: {})",
+                        "{}: the value has no top-level key {key:?} (its keys: {listed})",
                         object.label(),
-                        key_list(&map)
                     ),
                 ));
             }
         }
     }
     if object.explode {
-        let json = match value {
-            Some(v) => v,
-            None => parse_json(object, raw, "explode")?,
+        let too_many = |n: usize| {
+            fail(format!(
+                "explode writes one file per top-level key, and the value has {n} keys, more than \
+                 the {max_files} files this mount may still return (the provider's --max-files); \
+                 select part of the value with key or jq, or raise --max-files"
+            ))
         };
-        let serde_json::Value::Object(map) = json else {
-            return Err(fail("explode needs a JSON object value".into()));
+        let not_an_object = || fail("explode needs a JSON object value".into());
+        let entries: Vec<(String, serde_json::Value)> = match value {
+            Some(serde_json::Value::Object(map)) if map.len() > max_files => {
+                return Err(too_many(map.len()));
+            }
+            Some(serde_json::Value::Object(map)) => map.into_iter().collect(),
+            Some(_) => return Err(not_an_object()),
+            None => match crate::select::entries(raw, max_files)
+                .map_err(|e| json_error(e, "explode"))?
+            {
+                crate::select::Entries::Entries(map) => map.into_iter().collect(),
+                crate::select::Entries::TooMany(n) => return Err(too_many(n)),
+                crate::select::Entries::NotAnObject => return Err(not_an_object()),
+            },
         };
-        let mut files = Vec::with_capacity(map.len());
-        for (k, v) in &map {
+        let mut files = Vec::with_capacity(entries.len());
+        for (k, v) in &entries {
             let path = format!("{}/{k}", object.file_name);
             check_file_path(&path)
                 .map_err(|why| fail(format!("key {k:?} cannot be a file name: {why}")))?;
@@ -201,18 +295,39 @@ pub enum Fetched {
 pub fn render(
     objects: &[ObjectSpec],
     values: &[&Fetched],
+    jq: JqResults,
     default_mode: u32,
     key: &VersionKey,
     now: SystemTime,
-    max_bytes: usize,
+    limits: OutputLimits,
 ) -> Result<Rendered, MountError> {
+    let max_bytes = limits.max_bytes;
     let mut rendered = Rendered::default();
+    let mut evaluated = match jq {
+        JqResults::InProcess => None,
+        JqResults::Evaluated(results) => Some(results.into_iter()),
+    };
     for (object, value) in objects.iter().zip(values) {
+        let jq = match &mut evaluated {
+            None => JqResult::InProcess,
+            Some(results) => JqResult::Evaluated(results.next().flatten()),
+        };
+        let room = limits.max_files.saturating_sub(rendered.files.len());
         let files = match value {
-            Fetched::Text(text) => shape(object, text.expose_secret().as_bytes())?,
+            Fetched::Text(text) => shape(object, text.expose_secret().as_bytes(), jq, room)?,
             Fetched::Certificate(material) => certs::certificate_files(object, material, now)
                 .map_err(|why| MountError::invalid(format!("{}: {why}", object.label())))?,
         };
+        if files.len() > room {
+            return Err(MountError::invalid(format!(
+                "{}: {}; mount fewer objects or raise --max-files",
+                object.label(),
+                too_many_files(
+                    rendered.files.len().saturating_add(files.len()),
+                    limits.max_files
+                )
+            )));
+        }
         let version = match object.version {
             Some(v) => v.to_string(),
             None => {
@@ -264,7 +379,31 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jq::JqFilter;
     use crate::spec::ItemType;
+
+    /// [`super::render`] with jq in process and only a byte limit.
+    fn render(
+        objects: &[ObjectSpec],
+        values: &[&Fetched],
+        default_mode: u32,
+        key: &VersionKey,
+        now: SystemTime,
+        max_bytes: usize,
+    ) -> Result<Rendered, MountError> {
+        super::render(
+            objects,
+            values,
+            JqResults::InProcess,
+            default_mode,
+            key,
+            now,
+            OutputLimits {
+                max_bytes,
+                max_files: usize::MAX,
+            },
+        )
+    }
 
     fn text(s: &str) -> Fetched {
         Fetched::Text(SecretString::from(s.to_string()))
@@ -456,9 +595,9 @@ mod tests {
     #[test]
     fn jq_extraction() {
         let mut o = obj("dsn");
-        o.extract = Some(Extract::Jq(r#""\(.user)@\(.host)""#.into()));
+        o.extract = Some(Extract::Jq(JqFilter::new(r#""\(.user)@\(.host)""#)));
         let mut ports = obj("ports");
-        ports.extract = Some(Extract::Jq(".ports".into()));
+        ports.extract = Some(Extract::Jq(JqFilter::new(".ports")));
         let v = text(r#"{"user":"app","host":"db","ports":[1,2]}"#);
         let r = render(
             &[o, ports],
@@ -471,5 +610,188 @@ mod tests {
         .unwrap();
         assert_eq!(contents(&r)[0].2, "app@db");
         assert_eq!(contents(&r)[1].2, "[1,2]");
+    }
+
+    fn explode(file: &str) -> ObjectSpec {
+        let mut o = obj(file);
+        o.explode = true;
+        o
+    }
+
+    #[test]
+    fn files_are_capped_explode_included() {
+        let key = VersionKey::random();
+        let limits = |max_files| OutputLimits {
+            max_bytes: usize::MAX,
+            max_files,
+        };
+        let three = text(r#"{"a":"1","b":"2","c":"3"}"#);
+        let one = text("x");
+        let objects = vec![obj("first"), explode("dir")];
+        let values = [&one, &three];
+        let ok = super::render(
+            &objects,
+            &values,
+            JqResults::InProcess,
+            0o644,
+            &key,
+            SystemTime::now(),
+            limits(4),
+        )
+        .unwrap();
+        assert_eq!(ok.files.len(), 4);
+        // One file too many: the explode is refused before any of its files is built.
+        let e = super::render(
+            &objects,
+            &values,
+            JqResults::InProcess,
+            0o644,
+            &key,
+            SystemTime::now(),
+            limits(3),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, crate::error::ErrorCode::InvalidConfig);
+        assert!(
+            e.message.contains("object \"dir\"")
+                && e.message.contains("3 keys")
+                && e.message
+                    .contains("the 2 files this mount may still return")
+                && e.message.contains("--max-files"),
+            "{e}"
+        );
+        // Plain files count too.
+        let e = super::render(
+            &[obj("a"), obj("b"), obj("c")],
+            &[&one, &one, &one],
+            JqResults::InProcess,
+            0o644,
+            &key,
+            SystemTime::now(),
+            limits(2),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("object \"c\"")
+                && e.message.contains("return 3 files, more than the 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn explode_of_two_hundred_thousand_keys_answers() {
+        let n = 200_000;
+        let mut json = String::from("{");
+        for i in 0..n {
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str(&format!("\"key{i}\":\"v\""));
+        }
+        json.push('}');
+        let v = text(&json);
+        let r = render(
+            &[explode("all")],
+            &[&v],
+            0o644,
+            &VersionKey::random(),
+            SystemTime::now(),
+            usize::MAX,
+        )
+        .unwrap();
+        assert_eq!(r.files.len(), n);
+        let e = super::render(
+            &[explode("all")],
+            &[&v],
+            JqResults::InProcess,
+            0o644,
+            &VersionKey::random(),
+            SystemTime::now(),
+            OutputLimits {
+                max_bytes: usize::MAX,
+                max_files: DEFAULT_MAX_FILES,
+            },
+        )
+        .unwrap_err();
+        assert!(e.message.contains("200000 keys"), "{e}");
+    }
+
+    #[test]
+    fn deeply_nested_values_are_an_error_for_key_jq_and_explode() {
+        for depth in [127, 200_000] {
+            let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let wrapped = text(&format!("{{\"a\":{nested}}}"));
+            let mut by_key = obj("k");
+            by_key.extract = Some(Extract::Key("a".into()));
+            let mut by_path = obj("p");
+            by_path.extract = Some(Extract::Jq(JqFilter::new(".a")));
+            let mut by_jq = obj("j");
+            by_jq.extract = Some(Extract::Jq(JqFilter::new(".a | length")));
+            for o in [by_key, by_path, by_jq, explode("e")] {
+                let e = render(
+                    std::slice::from_ref(&o),
+                    &[&wrapped],
+                    0o644,
+                    &VersionKey::random(),
+                    SystemTime::now(),
+                    usize::MAX,
+                )
+                .unwrap_err();
+                assert!(
+                    e.message.contains("nested more than 127 levels deep"),
+                    "{depth}: {e}"
+                );
+            }
+        }
+        // 127 levels in all (the object and 126 arrays) is still fine.
+        let ok = format!("{{\"a\":{}{}}}", "[".repeat(126), "]".repeat(126));
+        let mut by_key = obj("k");
+        by_key.extract = Some(Extract::Key("a".into()));
+        assert!(
+            render(
+                &[by_key],
+                &[&text(&ok)],
+                0o644,
+                &VersionKey::random(),
+                SystemTime::now(),
+                usize::MAX
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn results_evaluated_elsewhere_are_used_and_required() {
+        let mut complex = obj("dsn");
+        complex.extract = Some(Extract::Jq(JqFilter::new(r#""\(.user)@\(.host)""#)));
+        let mut path = obj("user");
+        path.extract = Some(Extract::Jq(JqFilter::new(".user")));
+        let v = text(r#"{"user":"app","host":"db"}"#);
+        let objects = [complex, path];
+        let r = super::render(
+            &objects,
+            &[&v, &v],
+            JqResults::Evaluated(vec![Some(serde_json::json!("from the worker")), None]),
+            0o644,
+            &VersionKey::random(),
+            SystemTime::now(),
+            OutputLimits::UNLIMITED,
+        )
+        .unwrap();
+        assert_eq!(contents(&r)[0].2, "from the worker");
+        // Plain paths are evaluated in process even in this mode.
+        assert_eq!(contents(&r)[1].2, "app");
+        // A filter that is not a plain path and has no result is never run here.
+        let e = super::render(
+            &objects,
+            &[&v, &v],
+            JqResults::Evaluated(vec![None, None]),
+            0o644,
+            &VersionKey::random(),
+            SystemTime::now(),
+            OutputLimits::UNLIMITED,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, crate::error::ErrorCode::Internal, "{e}");
     }
 }

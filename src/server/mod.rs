@@ -182,11 +182,10 @@ impl CsiDriverProvider for ProviderService {
             .and_then(|r| r.parameters.get("secretProviderClass").map(str::to_string));
         // For the log line of a failed mount: how many objects the SPC lists, when that can be
         // told (the spec stage reports why it can't).
-        let listed_objects = decoded.as_ref().ok().and_then(|r| {
-            serde_yaml_ng::from_str::<Vec<serde_yaml_ng::Value>>(r.parameters.get("objects")?)
-                .ok()
-                .map(|v| v.len())
-        });
+        let listed_objects = decoded
+            .as_ref()
+            .ok()
+            .and_then(|r| crate::spec::listed_objects(r.parameters.get("objects")?));
 
         let result = match decoded {
             Err(e) => Err(MountError::from(e)),

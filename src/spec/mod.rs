@@ -17,7 +17,7 @@ use url::Url;
 pub use allow::GatewayAllowList;
 pub use objects::{
     CertFormat, CertOptions, Encoding, Extract, ItemType, OBJECT_FIELDS, ObjectSpec, PkiOptions,
-    parse_duration, parse_mode,
+    listed_objects, parse_duration, parse_mode,
 };
 
 use crate::error::MountError;

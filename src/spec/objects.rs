@@ -79,8 +79,8 @@ impl fmt::Display for ItemType {
 pub enum Extract {
     /// A top-level key.
     Key(String),
-    /// A jq expression.
-    Jq(String),
+    /// A jq expression (classified: a plain path, or anything else).
+    Jq(crate::jq::JqFilter),
 }
 
 /// How a certificate is written.
@@ -493,7 +493,7 @@ fn parse_object(index: usize, raw: &Value, problems: &mut Vec<Problem>) -> Optio
             None
         }
         (Some(k), None) => Some(Extract::Key(k)),
-        (None, Some(j)) => Some(Extract::Jq(j)),
+        (None, Some(j)) => Some(Extract::Jq(crate::jq::JqFilter::new(j))),
         (None, None) => None,
     };
     let explode = match &obj.explode {
@@ -632,6 +632,41 @@ fn parse_object(index: usize, raw: &Value, problems: &mut Vec<Problem>) -> Optio
     })
 }
 
+/// Deepest nesting of YAML flow collections (`[…]`, `{…}`) accepted in `objects`, counted on
+/// the raw text (brackets inside quoted strings count too, so balanced jq brackets cost
+/// nothing and only unbalanced ones add up). The YAML scanner takes time proportional to the
+/// number of tokens times the flow depth: 50,000 levels took it seconds. Real SPCs nest a few
+/// levels, plus at most [`crate::jq::MAX_NESTING`] inside a jq expression.
+pub const MAX_FLOW_NESTING: usize = 64;
+
+/// The deepest flow nesting of `yaml`, counted as [`MAX_FLOW_NESTING`] says.
+fn flow_nesting(yaml: &str) -> usize {
+    let mut depth: usize = 0;
+    let mut deepest: usize = 0;
+    for b in yaml.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth = depth.saturating_add(1);
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// How many entries the `objects` YAML lists, for logs; `None` when it can't be told (not a
+/// list, or nested deeper than [`MAX_FLOW_NESTING`], which isn't parsed at all).
+pub fn listed_objects(yaml: &str) -> Option<usize> {
+    if flow_nesting(yaml) > MAX_FLOW_NESTING {
+        return None;
+    }
+    serde_yaml_ng::from_str::<Vec<Value>>(yaml)
+        .ok()
+        .map(|v| v.len())
+}
+
 /// Parses and validates the `objects` YAML. Every problem is collected, not just the first.
 pub fn parse_objects(
     yaml: &str,
@@ -639,6 +674,17 @@ pub fn parse_objects(
     problems: &mut Vec<Problem>,
 ) -> Vec<ObjectSpec> {
     let example = "e.g.\n- secretPath: /prod/db/password\n  fileName: db-password";
+    let nesting = flow_nesting(yaml);
+    if nesting > MAX_FLOW_NESTING {
+        problems.push(Problem::new(
+            "parameters.objects",
+            format!(
+                "parameter objects nests [ ] or {{ }} {nesting} levels deep, more than the \
+                 {MAX_FLOW_NESTING} accepted; write the list in block style (- secretPath: …)"
+            ),
+        ));
+        return vec![];
+    }
     let list = match serde_yaml_ng::from_str::<Value>(yaml) {
         Ok(Value::Sequence(list)) => list,
         Ok(Value::Null) => vec![],
@@ -835,5 +881,104 @@ mod tests {
         assert_eq!(parse_mode(&Value::Number(420.into())), Ok(0o644));
         assert!(parse_mode(&Value::Number(644.into())).is_err());
         assert!(parse_mode(&Value::String("rw".into())).is_err());
+    }
+
+    #[test]
+    fn jq_is_classified_and_bounded_at_validation() {
+        let (objects, problems) = parse(
+            "- secretPath: /a\n  fileName: a\n  jq: .db.password\n- secretPath: /b\n  fileName: b\n  jq: '.db | keys'\n",
+        );
+        assert!(problems.is_empty(), "{}", messages(&problems));
+        let filter = |i: usize| match &objects[i].extract {
+            Some(Extract::Jq(f)) => f.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            filter(0).path(),
+            Some(
+                &[
+                    crate::jq::PathStep::Key("db".into()),
+                    crate::jq::PathStep::Key("password".into())
+                ][..]
+            )
+        );
+        assert_eq!(filter(1).path(), None);
+
+        let long = format!("- secretPath: /a\n  jq: '{}'\n", ".a".repeat(1025));
+        let text = messages(&parse(&long).1);
+        assert!(
+            text.contains("objects[0].jq") && text.contains("2050 bytes long, more than the 2048"),
+            "{text}"
+        );
+        let deep = format!(
+            "- secretPath: /a\n  jq: '{}.{}'\n",
+            "(".repeat(40),
+            ")".repeat(40)
+        );
+        let text = messages(&parse(&deep).1);
+        assert!(
+            text.contains("nests brackets, braces or parentheses 40 deep"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn deeply_nested_yaml_is_an_error() {
+        // Flow style: refused before the YAML parser sees it (it would take quadratic time).
+        for depth in [MAX_FLOW_NESTING + 1, 200_000] {
+            for (open, close) in [("[", "]"), ("{a: ", "}")] {
+                let yaml = format!(
+                    "- secretPath: /a\n  secretArgs: {}1{}\n",
+                    open.repeat(depth),
+                    close.repeat(depth)
+                );
+                let text = messages(&parse(&yaml).1);
+                assert!(
+                    text.contains(&format!("nests [ ] or {{ }} {depth} levels deep")),
+                    "{depth}: {text}"
+                );
+            }
+        }
+        // Up to the limit, the parser's own depth limit (128) is not reached either.
+        let yaml = format!(
+            "- secretPath: /a\n  secretArgs: {}1{}\n",
+            "[".repeat(MAX_FLOW_NESTING),
+            "]".repeat(MAX_FLOW_NESTING)
+        );
+        let text = messages(&parse(&yaml).1);
+        assert!(text.contains("secretArgs"), "{text}");
+        // Balanced brackets in jq expressions don't add up.
+        let many: String = (0..100)
+            .map(|i| format!("- secretPath: /a{i}\n  jq: '.a[0] | {{b: [.c[1]]}}'\n"))
+            .collect();
+        assert!(parse(&many).1.is_empty(), "{}", messages(&parse(&many).1));
+        // Block style (indentation and compact "- - -") stops at the parser's limit.
+        let mut block = String::from("- secretPath: /a\n  secretArgs:\n");
+        for level in 0..2000 {
+            block.push_str(&" ".repeat(4 + level));
+            block.push_str("k:\n");
+        }
+        let compact = format!(
+            "- secretPath: /a\n  secretArgs:\n    {}1\n",
+            "- ".repeat(200_000)
+        );
+        for yaml in [block, compact] {
+            let text = messages(&parse(&yaml).1);
+            assert!(text.contains("recursion limit exceeded"), "{text}");
+        }
+    }
+
+    #[test]
+    fn yaml_alias_bombs_are_refused() {
+        // "Billion laughs": each level refers to the previous one ten times.
+        let mut yaml = String::from(
+            "- secretPath: /a\n  secretArgs:\n    l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n",
+        );
+        for level in 1..10 {
+            let refs = vec![format!("*l{}", level - 1); 10].join(", ");
+            yaml.push_str(&format!("    l{level}: &l{level} [{refs}]\n"));
+        }
+        let text = messages(&parse(&yaml).1);
+        assert!(text.contains("repetition limit exceeded"), "{text}");
     }
 }

@@ -41,33 +41,40 @@ pub fn check_file_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Finds the first pair of output paths that cannot coexist in one mount: the same path twice,
-/// or a file that is also a directory of another path. Returns the two offending paths' indexes.
+/// Finds a pair of output paths that cannot coexist in one mount: the same path twice, or a
+/// file that is also a directory of another path. Returns the two offending paths' indexes, the
+/// shorter (the file, or the first of two equal paths) first.
+///
+/// O(n log n) comparisons: paths are sorted segment by segment (so `a/b` sorts right after `a`,
+/// before `a-b`, which a plain byte order would put in between), and then every path that is a
+/// directory of others, or equal to another, sorts directly before one of them.
 pub fn find_conflict(paths: &[&str]) -> Option<(usize, usize)> {
+    find_conflict_counting(paths, &mut 0)
+}
+
+/// [`find_conflict`], counting the path comparisons it makes (for the complexity test).
+fn find_conflict_counting(paths: &[&str], comparisons: &mut u64) -> Option<(usize, usize)> {
     let mut sorted: Vec<(usize, &str)> = paths.iter().copied().enumerate().collect();
-    sorted.sort_by(|a, b| a.1.cmp(b.1));
-    // After sorting, a path that is a directory prefix of others sorts directly before one of
-    // them ("a" < "a/b"; anything between them would also start with "a" and be checked first).
+    sorted.sort_by(|a, b| {
+        *comparisons = comparisons.saturating_add(1);
+        a.1.split('/').cmp(b.1.split('/'))
+    });
     for pair in sorted.windows(2) {
-        let [(ia, a), (ib, b)] =
-            [pair.first(), pair.get(1)].map(|p| p.copied().unwrap_or_default());
-        if a == b || (b.starts_with(a) && b.as_bytes().get(a.len()) == Some(&b'/')) {
-            return Some((ia, ib));
-        }
-    }
-    // "a" < "a-b" < "a/b": a prefix directory may be separated from its child by siblings.
-    for (i, a) in paths.iter().enumerate() {
-        for (j, b) in paths.iter().enumerate() {
-            if i != j
-                && b.len() > a.len()
-                && b.starts_with(a)
-                && b.as_bytes().get(a.len()) == Some(&b'/')
-            {
-                return Some((i, j));
-            }
+        let [(ia, a), (ib, b)] = pair else { continue };
+        *comparisons = comparisons.saturating_add(1);
+        if is_same_or_directory_of(a, b) {
+            return Some((*ia, *ib));
         }
     }
     None
+}
+
+/// Whether `dir` equals `path` or is one of its directories.
+fn is_same_or_directory_of(dir: &str, path: &str) -> bool {
+    match path.strip_prefix(dir) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -120,5 +127,74 @@ mod tests {
         assert!(find_conflict(&["tls", "tls/tls.crt"]).is_some());
         assert!(find_conflict(&["a/b", "a-b", "a"]).is_some());
         assert_eq!(find_conflict(&["ab", "a/b"]), None);
+        // '-', '.' and ' ' sort before '/': siblings between a file and its would-be children.
+        assert_eq!(
+            find_conflict(&["a", "a-b", "a.c", "a b", "a/d"]),
+            Some((0, 4))
+        );
+        assert_eq!(find_conflict(&["x/a/b", "x/a-b", "x/a"]), Some((2, 0)));
+        assert_eq!(find_conflict(&["a/b", "a-b/c", "a.b"]), None);
+        assert_eq!(find_conflict(&["dir/x", "dir/y", "dir"]), Some((2, 0)));
+        assert_eq!(find_conflict(&[]), None);
+        assert_eq!(find_conflict(&["only"]), None);
+    }
+
+    /// Brute force over every pair: the definition `find_conflict` must agree with.
+    fn conflicts_brute_force(paths: &[&str]) -> bool {
+        paths.iter().enumerate().any(|(i, a)| {
+            paths
+                .iter()
+                .enumerate()
+                .any(|(j, b)| i != j && is_same_or_directory_of(a, b))
+        })
+    }
+
+    #[test]
+    fn agrees_with_brute_force_on_every_small_set() {
+        // Every subset of paths over a small alphabet where sibling bytes sort around '/'.
+        let pool = [
+            "a", "a/b", "a-b", "a.b", "a/b/c", "a/b-c", "ab", "a b", "b", "a/b.c/d",
+        ];
+        for mask in 0u32..(1 << pool.len()) {
+            let set: Vec<&str> = (0..pool.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| pool[i])
+                .collect();
+            let found = find_conflict(&set);
+            assert_eq!(found.is_some(), conflicts_brute_force(&set), "{set:?}");
+            if let Some((i, j)) = found {
+                assert!(is_same_or_directory_of(set[i], set[j]), "{set:?}: {i} {j}");
+            }
+        }
+        // Duplicates too.
+        assert!(find_conflict(&["a/b", "c", "a/b"]).is_some());
+    }
+
+    #[test]
+    fn two_hundred_thousand_paths_take_n_log_n_comparisons() {
+        // The shape of `explode` over a 200,000-key object, plus siblings that sort between a
+        // file and its children byte-wise ("k1", "k1-x", "k1.y", "k1/z").
+        let n = 200_000;
+        let mut owned: Vec<String> = (0..n).map(|i| format!("secrets/k{i}")).collect();
+        owned.extend((0..n).map(|i| format!("secrets/k{i}-x")));
+        owned.extend((0..n).map(|i| format!("secrets/k{i}.y")));
+        let paths: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let mut comparisons = 0;
+        assert_eq!(find_conflict_counting(&paths, &mut comparisons), None);
+        let total = paths.len() as f64;
+        let bound = (2.0 * total * total.log2()) as u64;
+        assert!(
+            comparisons <= bound,
+            "{comparisons} comparisons for {total} paths (n log n bound {bound}; a quadratic check would make {})",
+            total * total
+        );
+        // One child of a file, added last, is found.
+        owned.push(format!("secrets/k{}/z", n / 2));
+        let paths: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let (file, child) = find_conflict(&paths).expect("a file used as a directory");
+        assert_eq!(
+            (paths[file], paths[child]),
+            ("secrets/k100000", "secrets/k100000/z")
+        );
     }
 }
