@@ -65,7 +65,7 @@ log "setup took $((SECONDS - start))s; running the Go suite"
 
 suite_start=$SECONDS
 set +e
-(cd "$E2E_DIR/suite" && go test -count=1 -timeout "${E2E_TEST_TIMEOUT:-20m}" -v "$@" ./conformance/ ./driver/ ./sync/)
+(cd "$E2E_DIR/suite" && go test -count=1 -timeout "${E2E_TEST_TIMEOUT:-20m}" -v "$@" ./conformance/ ./driver/ ./sync/ ./webhook/)
 status=$?
 set -e
 log "Go suite finished in $((SECONDS - suite_start))s (total $((SECONDS - start))s), exit $status"
