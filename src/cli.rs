@@ -1,5 +1,5 @@
-//! Command line: `serve` (default), `sync`, `demo`, `validate`, `render`, `emulator`, `bench`,
-//! `version`.
+//! Command line: `serve` (default), `sync`, `webhook`, `demo`, `validate`, `render`, `emulator`,
+//! `bench`, `version`.
 //! Every flag can also be set with an environment variable `AKEYLESS_CSI_<FLAG>`.
 
 use std::net::SocketAddr;
@@ -44,6 +44,9 @@ pub enum Command {
     /// Mirror SecretProviderClasses annotated akeyless.io/sync-service-account into Kubernetes
     /// Secrets, without a mounting pod (a leader-elected controller).
     Sync(crate::sync::SyncArgs),
+    /// Serve a validating admission webhook that refuses broken Akeyless SecretProviderClasses
+    /// at apply time (HTTPS POST /validate), with warnings for risky ones.
+    Webhook(crate::webhook::WebhookArgs),
     /// Run the Akeyless API emulator on its own (local development, end-to-end tests).
     Emulator(EmulatorArgs),
     /// Measure mount latency, throughput, backend calls and memory against the emulator.

@@ -290,7 +290,9 @@ fn string_literal(text: &str) -> Option<(String, &str)> {
                 'u' => {
                     let mut code = 0u32;
                     for _ in 0..4 {
-                        code = code.checked_mul(16)?.checked_add(chars.next()?.1.to_digit(16)?)?;
+                        code = code
+                            .checked_mul(16)?
+                            .checked_add(chars.next()?.1.to_digit(16)?)?;
                     }
                     out.push(char::from_u32(code)?);
                 }

@@ -86,3 +86,4 @@ pub mod sync;
 pub mod telemetry;
 pub mod timefmt;
 pub mod validate;
+pub mod webhook;

@@ -37,6 +37,7 @@ fn main() -> std::process::ExitCode {
             Some(Command::Validate(args)) => akeyless_csi_provider::validate::run(args),
             Some(Command::Render(args)) => akeyless_csi_provider::dry_run::run(args).await,
             Some(Command::Sync(args)) => akeyless_csi_provider::sync::run(args).await,
+            Some(Command::Webhook(args)) => akeyless_csi_provider::webhook::run(args).await,
             Some(Command::Emulator(args)) => cli::run_emulator(args).await,
             Some(Command::Bench(args)) => akeyless_csi_provider::bench::run(args).await,
             Some(Command::Version(args)) => {

@@ -1,13 +1,14 @@
 //! `validate FILE...`: offline checks of SecretProviderClass manifests with the same parser the
-//! provider uses at mount time. Credentials are not checked (they live in Secrets and tokens).
+//! provider uses at mount time ([`crate::spec::class::check_class`], which the admission webhook
+//! shares). Credentials are not checked (they live in Secrets and tokens).
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use crate::request::Parameters;
-use crate::spec::{SecretProviderSpec, SpecDefaults};
+use crate::spec::SpecDefaults;
+use crate::spec::class::check_class;
 
 #[derive(clap::Args, Debug)]
 pub struct ValidateArgs {
@@ -25,17 +26,27 @@ pub struct Finding {
     pub message: String,
 }
 
-/// Checks every SecretProviderClass with `spec.provider: akeyless` in a YAML text. Returns the
-/// number of such classes and the problems found.
-pub fn check_text(text: &str) -> (usize, Vec<Finding>) {
-    let mut checked: usize = 0;
-    let mut findings = Vec::new();
+/// What [`check_text`] found in one YAML text.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// SecretProviderClasses with `spec.provider: akeyless`.
+    pub classes: usize,
+    /// What would fail a mount or a sync.
+    pub problems: Vec<Finding>,
+    /// Valid but risky settings.
+    pub warnings: Vec<Finding>,
+}
+
+/// Checks every SecretProviderClass with `spec.provider: akeyless` in a YAML text.
+pub fn check_text(text: &str) -> Checked {
+    let mut checked = Checked::default();
+    let defaults = SpecDefaults::default();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let document = i.saturating_add(1);
         let value = match Value::deserialize(doc) {
             Ok(v) => v,
             Err(e) => {
-                findings.push(Finding {
+                checked.problems.push(Finding {
                     document,
                     name: String::new(),
                     location: "yaml".into(),
@@ -47,61 +58,29 @@ pub fn check_text(text: &str) -> (usize, Vec<Finding>) {
         if value.get("kind").and_then(Value::as_str) != Some("SecretProviderClass") {
             continue;
         }
+        let Some(report) = check_class(&value, &defaults) else {
+            continue;
+        };
+        checked.classes = checked.classes.saturating_add(1);
         let name = value
             .get("metadata")
             .and_then(|m| m.get("name"))
             .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let spec = value.get("spec");
-        if spec.and_then(|s| s.get("provider")).and_then(Value::as_str) != Some("akeyless") {
-            continue;
-        }
-        checked = checked.saturating_add(1);
-        let mut push = |location: String, message: String| {
-            findings.push(Finding {
-                document,
-                name: name.clone(),
-                location,
-                message,
-            })
+            .unwrap_or("");
+        let finding = |p: crate::spec::Problem| Finding {
+            document,
+            name: name.to_string(),
+            location: p.location,
+            message: p.message,
         };
-        let mut params = std::collections::BTreeMap::new();
-        match spec.and_then(|s| s.get("parameters")) {
-            Some(Value::Mapping(m)) => {
-                for (k, v) in m {
-                    let key = k.as_str().unwrap_or_default().to_string();
-                    match v {
-                        Value::String(s) => {
-                            params.insert(key, s.clone());
-                        }
-                        _ => push(
-                            format!("spec.parameters.{key}"),
-                            format!(
-                                "parameter {key} must be a string (quote it); Kubernetes rejects other types"
-                            ),
-                        ),
-                    }
-                }
-            }
-            _ => {
-                push(
-                    "spec.parameters".into(),
-                    "spec.parameters is required (the driver refuses an SPC without parameters)"
-                        .into(),
-                );
-                continue;
-            }
-        }
-        if let Err(errors) =
-            SecretProviderSpec::from_parameters(&Parameters::new(params), &SpecDefaults::default())
-        {
-            for p in errors.0 {
-                push(format!("spec.{}", p.location), p.message);
-            }
-        }
+        checked
+            .problems
+            .extend(report.problems.into_iter().map(finding));
+        checked
+            .warnings
+            .extend(report.warnings.into_iter().map(finding));
     }
-    (checked, findings)
+    checked
 }
 
 pub fn run(args: ValidateArgs) -> Result<(), String> {
@@ -115,26 +94,33 @@ pub fn run(args: ValidateArgs) -> Result<(), String> {
                 continue;
             }
         };
-        let (checked, findings) = check_text(&text);
-        for f in &findings {
+        let checked = check_text(&text);
+        let print = |f: &Finding, what: &str| {
             let who = if f.name.is_empty() {
                 String::new()
             } else {
                 format!(" ({})", f.name)
             };
             println!(
-                "{}:doc {}{who}: {}: {}",
+                "{}:doc {}{who}: {what}{}: {}",
                 file.display(),
                 f.document,
                 f.location,
                 f.message
             );
+        };
+        for f in &checked.problems {
+            print(f, "");
         }
-        problems = problems.saturating_add(findings.len());
-        if findings.is_empty() {
+        for f in &checked.warnings {
+            print(f, "warning: ");
+        }
+        problems = problems.saturating_add(checked.problems.len());
+        if checked.problems.is_empty() {
             println!(
-                "{}: ok ({checked} akeyless SecretProviderClass(es))",
-                file.display()
+                "{}: ok ({} akeyless SecretProviderClass(es))",
+                file.display(),
+                checked.classes
             );
         }
     }
@@ -169,7 +155,13 @@ spec:
 
     #[test]
     fn good_file_has_no_findings() {
-        assert_eq!(check_text(GOOD), (1, vec![]));
+        assert_eq!(
+            check_text(GOOD),
+            Checked {
+                classes: 1,
+                ..Checked::default()
+            }
+        );
     }
 
     #[test]
@@ -186,8 +178,9 @@ spec:
       - secretPath: /a
         fileName: /abs
 "#;
-        let (checked, findings) = check_text(bad);
-        assert_eq!(checked, 1);
+        let checked = check_text(bad);
+        assert_eq!(checked.classes, 1);
+        let findings = checked.problems;
         let locations: Vec<&str> = findings.iter().map(|f| f.location.as_str()).collect();
         assert_eq!(
             locations,
@@ -199,5 +192,41 @@ spec:
             "{findings:?}"
         );
         assert!(findings.iter().all(|f| f.name == "bad" && f.document == 1));
+    }
+
+    #[test]
+    fn secret_objects_and_warnings_are_reported() {
+        let text = r#"
+kind: SecretProviderClass
+metadata: {name: risky}
+spec:
+  provider: akeyless
+  parameters:
+    akeylessAccessKey: key
+    objects: |
+      - secretPath: /db/password
+  secretObjects:
+    - secretName: db
+      type: Opaque
+      data: [{objectName: db-password, key: password}]
+"#;
+        let checked = check_text(text);
+        assert_eq!(checked.classes, 1);
+        assert_eq!(
+            checked
+                .problems
+                .iter()
+                .map(|f| f.location.as_str())
+                .collect::<Vec<_>>(),
+            ["spec.secretObjects[0].data[0].objectName"]
+        );
+        assert_eq!(
+            checked
+                .warnings
+                .iter()
+                .map(|f| (f.name.as_str(), f.location.as_str()))
+                .collect::<Vec<_>>(),
+            [("risky", "spec.parameters.akeylessAccessKey")]
+        );
     }
 }

@@ -10,6 +10,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CHART="$ROOT/deploy/helm/akeyless-csi-provider"
 MANIFEST="$ROOT/deploy/manifests/akeyless-csi-provider.yaml"
 SYNC_MANIFEST="$ROOT/deploy/manifests/akeyless-csi-provider-sync.yaml"
+WEBHOOK_MANIFEST="$ROOT/deploy/manifests/akeyless-csi-provider-webhook.yaml"
 HELM="$("$ROOT/hack/helm/build.sh")"
 work="$(mktemp -d)"
 cleanup() {
@@ -25,6 +26,7 @@ say() { printf '[chart] %s\n' "$*" >&2; }
 say "helm lint --strict (defaults, all options)"
 "$HELM" lint --strict "$CHART"
 "$HELM" lint --strict "$CHART" -f "$CHART/ci/all-options-values.yaml"
+"$HELM" lint --strict "$CHART" -f "$CHART/ci/webhook-cert-manager-values.yaml"
 
 say "helm template (defaults, all options)"
 "$HELM" template akeyless-csi-provider "$CHART" -n kube-system >"$work/default.yaml"
@@ -35,13 +37,45 @@ if grep -q 'kind: Deployment' "$work/default.yaml"; then
   echo "the sync Deployment must be off by default" >&2
   exit 1
 fi
-for kind in DaemonSet Deployment ClusterRole ServiceMonitor Service PrometheusRule ConfigMap; do
+for kind in DaemonSet Deployment ClusterRole ServiceMonitor Service PrometheusRule ConfigMap ValidatingWebhookConfiguration NetworkPolicy; do
   grep -q "^kind: $kind\$" "$work/all-options.yaml" || { echo "all options: no $kind rendered" >&2; exit 1; }
 done
+
+say "admission webhook: off by default; generated certificate or cert-manager"
+"$HELM" template akeyless-csi-provider "$CHART" -n kube-system \
+  -f "$CHART/ci/webhook-cert-manager-values.yaml" >"$work/webhook-cert-manager.yaml"
+if grep -q 'ValidatingWebhookConfiguration' "$work/default.yaml"; then
+  echo "the admission webhook must be off by default" >&2
+  exit 1
+fi
+# Generated certificate: RBAC on the one configuration, by name; cert-manager: none, the
+# cainjector annotation, the Certificate and its Issuer.
+grep -q 'resourceNames: \[akeyless-provider-webhook\]' "$work/all-options.yaml" \
+  || { echo "all options: the webhook's RBAC is not limited to its configuration" >&2; exit 1; }
+grep -q 'failurePolicy: Fail' "$work/all-options.yaml" || { echo "webhook.failurePolicy ignored" >&2; exit 1; }
+for kind in Certificate Issuer ValidatingWebhookConfiguration; do
+  grep -q "^kind: $kind\$" "$work/webhook-cert-manager.yaml" \
+    || { echo "cert-manager: no $kind rendered" >&2; exit 1; }
+done
+grep -q 'cert-manager.io/inject-ca-from: kube-system/akeyless-csi-provider-webhook' "$work/webhook-cert-manager.yaml" \
+  || { echo "cert-manager: no cainjector annotation" >&2; exit 1; }
+if grep -q 'validatingwebhookconfigurations' "$work/webhook-cert-manager.yaml"; then
+  echo "cert-manager: the webhook needs no RBAC then" >&2
+  exit 1
+fi
+"$HELM" template x "$CHART" -f "$CHART/ci/webhook-cert-manager-values.yaml" \
+  --set webhook.certManager.issuerRef.kind=ClusterIssuer,webhook.certManager.issuerRef.name=internal-ca \
+  >"$work/webhook-issuer.yaml"
+grep -q 'name: internal-ca' "$work/webhook-issuer.yaml" && ! grep -q '^kind: Issuer$' "$work/webhook-issuer.yaml" \
+  || { echo "cert-manager: webhook.certManager.issuerRef not used" >&2; exit 1; }
 
 say "a bad value is refused by values.schema.json"
 if "$HELM" template x "$CHART" --set image.tag=latest >/dev/null 2>&1; then
   echo "image.tag=latest was accepted" >&2
+  exit 1
+fi
+if "$HELM" template x "$CHART" --set webhook.failurePolicy=Deny >/dev/null 2>&1; then
+  echo "webhook.failurePolicy=Deny was accepted" >&2
   exit 1
 fi
 
@@ -77,14 +111,31 @@ HEADER
       | sed -e '/^# Source: /d'
   }
 }
+# The admission webhook alone (generated certificate); the e2e suite runs it with exactly this
+# RBAC and this configuration's rules and matchConditions.
+render_webhook() {
+  {
+    cat <<'HEADER'
+# akeyless-csi-provider admission webhook, rendered from deploy/helm/akeyless-csi-provider with
+# webhook.enabled=true (hack/helm/check-chart.sh --update). Apply after akeyless-csi-provider.yaml:
+#   kubectl apply -f deploy/manifests/akeyless-csi-provider-webhook.yaml
+HEADER
+    "$HELM" template akeyless-csi-provider "$CHART" -n kube-system \
+      --set webhook.enabled=true --show-only templates/webhook.yaml \
+      | sed -e '/^# Source: /d'
+  }
+}
 render_plain >"$work/plain.yaml"
 render_sync >"$work/sync.yaml"
+render_webhook >"$work/webhook.yaml"
 if [[ "${1:-}" == "--update" ]]; then
   mkdir -p "$(dirname "$MANIFEST")"
   cp "$work/plain.yaml" "$MANIFEST"
   cp "$work/sync.yaml" "$SYNC_MANIFEST"
-  say "wrote $MANIFEST and $SYNC_MANIFEST"
-elif ! diff -u "$MANIFEST" "$work/plain.yaml" || ! diff -u "$SYNC_MANIFEST" "$work/sync.yaml"; then
+  cp "$work/webhook.yaml" "$WEBHOOK_MANIFEST"
+  say "wrote $MANIFEST, $SYNC_MANIFEST and $WEBHOOK_MANIFEST"
+elif ! diff -u "$MANIFEST" "$work/plain.yaml" || ! diff -u "$SYNC_MANIFEST" "$work/sync.yaml" \
+  || ! diff -u "$WEBHOOK_MANIFEST" "$work/webhook.yaml"; then
   echo "deploy/manifests is stale: run hack/helm/check-chart.sh --update" >&2
   exit 1
 fi
@@ -100,14 +151,16 @@ source "$work/control-plane/env"
 export KUBECONFIG
 kubectl apply -f "$ROOT/hack/helm/testdata/servicemonitor-crd.yaml" >/dev/null
 kubectl apply -f "$ROOT/hack/helm/testdata/prometheusrule-crd.yaml" >/dev/null
+kubectl apply -f "$ROOT/hack/helm/testdata/cert-manager-crds.yaml" >/dev/null
 kubectl wait --for=condition=Established --timeout=60s crd/servicemonitors.monitoring.coreos.com \
-  crd/prometheusrules.monitoring.coreos.com >/dev/null
+  crd/prometheusrules.monitoring.coreos.com crd/issuers.cert-manager.io crd/certificates.cert-manager.io >/dev/null
 # The all-options dashboard ConfigMap goes to Grafana's namespace.
 kubectl create namespace monitoring >/dev/null
-for f in default all-options plain sync; do
+for f in default all-options plain sync webhook webhook-cert-manager; do
   file="$work/$f.yaml"
   [[ $f == plain ]] && file="$MANIFEST"
   [[ $f == sync ]] && file="$SYNC_MANIFEST"
+  [[ $f == webhook ]] && file="$WEBHOOK_MANIFEST"
   say "dry run: $f"
   kubectl apply --dry-run=server -f "$file"
 done

@@ -7,8 +7,10 @@
 //! mount carries (nodePublishSecretRef data and the pod's service-account tokens).
 
 mod allow;
+pub mod class;
 mod objects;
 pub mod paths;
+pub mod secret_objects;
 
 use std::fmt;
 

@@ -1,7 +1,7 @@
 //! The SecretProviderClass as the sync controller sees it, and the sync settings its annotations
 //! carry. Pure: parsing and validation only.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kube::core::object::{NotUsed, Object};
@@ -40,32 +40,9 @@ pub struct SpcSpec {
     pub secret_objects: Vec<SecretObject>,
 }
 
-/// One entry of `spec.secretObjects` (the driver's schema).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretObject {
-    #[serde(default)]
-    pub secret_name: String,
-    #[serde(default, rename = "type")]
-    pub type_: String,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
-    #[serde(default)]
-    pub data: Vec<SecretObjectData>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretObjectData {
-    /// The file (path in the mount) whose content goes into the Secret.
-    #[serde(default)]
-    pub object_name: String,
-    /// The key in the Secret's `data`.
-    #[serde(default)]
-    pub key: String,
-}
+pub use crate::spec::secret_objects::{
+    SecretObject, SecretObjectData, is_dns_subdomain, is_secret_key,
+};
 
 /// What one SPC asks of the sync controller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,9 +108,9 @@ fn settings(
     })
 }
 
-/// Checks `spec.secretObjects` as the driver does (name, type and data required; each data entry
-/// names an object and a key), plus what the API server would refuse later: Secret names and keys
-/// that aren't valid, and two entries writing the same Secret.
+/// Checks `spec.secretObjects` as the driver does, plus what the API server would refuse later
+/// (see [`crate::spec::secret_objects::structure_problems`]); sync also needs at least one.
+/// Returns the first problem.
 pub fn validate_secret_objects(objects: &[SecretObject]) -> Result<(), SpcError> {
     if objects.is_empty() {
         return Err(SpcError(
@@ -141,75 +118,13 @@ pub fn validate_secret_objects(objects: &[SecretObject]) -> Result<(), SpcError>
                 .into(),
         ));
     }
-    let mut names = BTreeSet::new();
-    for (i, object) in objects.iter().enumerate() {
-        let at = format!("spec.secretObjects[{i}]");
-        let name = object.secret_name.trim();
-        if name.is_empty() {
-            return Err(SpcError(format!("{at}.secretName is empty")));
-        }
-        if !is_dns_subdomain(name) {
-            return Err(SpcError(format!(
-                "{at}.secretName {name:?} is not a valid Secret name (lower-case letters, digits, '-' and '.')"
-            )));
-        }
-        if !names.insert(name) {
-            return Err(SpcError(format!(
-                "{at}.secretName {name:?} is declared twice; each Secret must be declared once"
-            )));
-        }
-        if object.type_.trim().is_empty() {
-            return Err(SpcError(format!(
-                "{at}.type is empty: set a Secret type such as Opaque or kubernetes.io/tls"
-            )));
-        }
-        if object.data.is_empty() {
-            return Err(SpcError(format!("{at}.data is empty")));
-        }
-        let mut keys = BTreeSet::new();
-        for (j, data) in object.data.iter().enumerate() {
-            if data.object_name.trim().is_empty() {
-                return Err(SpcError(format!("{at}.data[{j}].objectName is empty")));
-            }
-            let key = data.key.trim();
-            if key.is_empty() {
-                return Err(SpcError(format!("{at}.data[{j}].key is empty")));
-            }
-            if !is_secret_key(key) {
-                return Err(SpcError(format!(
-                    "{at}.data[{j}].key {key:?} is not a valid Secret key (letters, digits, '-', '_' and '.')"
-                )));
-            }
-            if !keys.insert(key) {
-                return Err(SpcError(format!(
-                    "{at}.data[{j}].key {key:?} appears twice in this Secret"
-                )));
-            }
-        }
+    match crate::spec::secret_objects::structure_problems(objects)
+        .into_iter()
+        .next()
+    {
+        Some(problem) => Err(SpcError(problem.message)),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-/// RFC 1123 subdomain, as Kubernetes names most objects.
-pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
-
-fn is_secret_key(s: &str) -> bool {
-    s.len() <= 253
-        && s != "."
-        && s != ".."
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 #[cfg(test)]

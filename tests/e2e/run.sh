@@ -109,6 +109,7 @@ for v in "${CSI_DRIVER_VERSIONS[@]}"; do
   run_suite "driver" "$v" "$modfile" ./driver/
 done
 run_suite "sync" "$default_driver" "" ./sync/
+run_suite "webhook" "$default_driver" "" ./webhook/
 
 log "results (top-level tests; seconds include compiling the suite):"
 printf '%-12s %-8s %5s %6s %6s %7s %4s\n' "run" "driver" "tests" "passed" "failed" "seconds" "exit" >&2
