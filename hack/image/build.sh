@@ -8,7 +8,7 @@
 #      loopback with `crane push`, the command the README gives.
 # crane is built from Go modules (the version in hack/image/go.mod) and cached by version.
 #
-# usage: hack/image/build.sh [--no-test]
+# usage: hack/image/build.sh [--no-test]   (or `tools`: only build crane)
 # env:   IMAGE_OUT   output directory (default: target/oci): akeyless-csi-provider/ (layout),
 #                    akeyless-csi-provider.oci.tar, sbom-<arch>.cdx.json, digest
 # Prints the image digest last.
@@ -31,6 +31,8 @@ if [[ ! -x $CRANE ]]; then
   (cd "$HERE" && go build -trimpath -ldflags "-s -w" -o "$CRANE.tmp.$$" github.com/google/go-containerregistry/cmd/crane)
   mv -f "$CRANE.tmp.$$" "$CRANE"
 fi
+# `build.sh tools`: only build what the image needs (hack/prebuild-tools.sh).
+[[ ${1:-} != tools ]] || exit 0
 
 mkdir -p "$OUT"
 declare -A BIN

@@ -24,6 +24,24 @@ usage() {
   sed -n '2,15p' "$0" >&2
   exit 2
 }
+# promtool, once per version (pinned in this directory's go.mod).
+build_promtool() {
+  PROMTOOL_VERSION="$(cd "$HERE" && go list -m -f '{{.Version}}' github.com/prometheus/prometheus)"
+  PROMTOOL="$BIN_DIR/promtool-$PROMTOOL_VERSION"
+  if [[ ! -x $PROMTOOL ]]; then
+    say "building promtool $PROMTOOL_VERSION from Go modules (no service discovery plugins)"
+    mkdir -p "$BIN_DIR"
+    (cd "$HERE" && CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=readonly" go build -trimpath -tags remove_all_sd -ldflags "-s -w" \
+      -o "$PROMTOOL.tmp.$$" github.com/prometheus/prometheus/cmd/promtool)
+    mv -f "$PROMTOOL.tmp.$$" "$PROMTOOL"
+  fi
+}
+
+# `run.sh tools`: only build promtool (hack/prebuild-tools.sh).
+if [[ ${1:-} == tools ]]; then
+  build_promtool
+  exit 0
+fi
 [[ $# -ge 2 ]] || usage
 mode="$1"
 export PROVIDER_BIN
@@ -46,15 +64,7 @@ case "$mode" in
     gotest -run 'TestShippedBinaryMountsOverItsSocket'
     ;;
   observability)
-    PROMTOOL_VERSION="$(cd "$HERE" && go list -m -f '{{.Version}}' github.com/prometheus/prometheus)"
-    PROMTOOL="$BIN_DIR/promtool-$PROMTOOL_VERSION"
-    if [[ ! -x $PROMTOOL ]]; then
-      say "building promtool $PROMTOOL_VERSION from Go modules (no service discovery plugins)"
-      mkdir -p "$BIN_DIR"
-      (cd "$HERE" && go build -trimpath -tags remove_all_sd -ldflags "-s -w" \
-        -o "$PROMTOOL.tmp.$$" github.com/prometheus/prometheus/cmd/promtool)
-      mv -f "$PROMTOOL.tmp.$$" "$PROMTOOL"
-    fi
+    build_promtool
     rules="$ROOT/deploy/helm/akeyless-csi-provider/files/prometheus-rules.yaml"
     say "promtool check rules"
     "$PROMTOOL" check rules "$rules"
