@@ -226,6 +226,11 @@ async fn answers_reviews_over_tls_and_bounds_what_callers_send() {
         .unwrap();
     assert_eq!(resp.status(), 413);
     assert_eq!(
+        resp.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..]),
+        "the unread body's connection must not be reused"
+    );
+    assert_eq!(
         http.get(w.url()).send().await.unwrap().status(),
         405,
         "only POST"

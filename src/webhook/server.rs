@@ -50,11 +50,24 @@ pub fn router(defaults: Arc<SpecDefaults>, metrics: WebhookMetrics) -> Router {
     Router::new()
         .route("/validate", post(validate))
         .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
+        .layer(axum::middleware::map_response(close_after_refused_body))
         .with_state(AppState {
             defaults,
             metrics,
             reviews: Arc::new(Semaphore::new(MAX_CONCURRENT_REVIEWS)),
         })
+}
+
+/// A body refused for its size was never read, so the connection can't carry another request:
+/// say so (`Connection: close`), or a client would reuse it and see its next request fail.
+async fn close_after_refused_body(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 async fn validate(State(state): State<AppState>, body: Bytes) -> Response {
