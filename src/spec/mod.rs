@@ -813,7 +813,7 @@ impl SecretProviderSpec {
                                 "access type gcp authenticates as the pod only with both {} (the Google service \
                                  account to impersonate) and {} (the STS audience of the workload identity \
                                  provider); set both, or neither to use the node's identity (provider flag \
-                                 --gcp-metadata-identity)",
+                                 --gcp-metadata-identity); see {MIGRATION_GUIDE}",
                                 keys::GCP_SERVICE_ACCOUNT,
                                 keys::GCP_WORKLOAD_IDENTITY_PROVIDER
                             ),
