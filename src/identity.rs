@@ -143,17 +143,15 @@ pub fn token_key(
 fn method_settings(spec: &SecretProviderSpec) -> Vec<String> {
     let auth = &spec.auth;
     match auth.access_type {
-        AccessType::AzureAd => auth
-            .azure
-            .iter()
-            .flat_map(|a| {
-                [
-                    a.client_id.clone(),
-                    a.tenant_id.clone(),
-                    a.authority_host.clone(),
-                ]
-            })
-            .collect(),
+        AccessType::AzureAd => match &auth.azure {
+            Some(a) => vec![
+                a.client_id.clone(),
+                a.tenant_id.clone(),
+                a.authority_host.clone(),
+            ],
+            // The node's managed identity: the user-assigned one the SPC selects.
+            None => vec![auth.azure_object_id.clone().unwrap_or_default()],
+        },
         AccessType::AwsIam => auth
             .aws
             .iter()

@@ -333,14 +333,7 @@ async fn authenticate(
                 }
                 (Credential::ProviderIdentity, None) => {
                     ctx.cloud.aws_provider_credentials.clone().ok_or_else(|| {
-                        MountError::invalid(format!(
-                            "parameter {}: access type aws_iam authenticates as the pod through the IAM role \
-                             named by {} (the role's trust policy must trust the pod's service account); \
-                             using the provider's own AWS credentials instead needs the provider flag \
-                             --aws-provider-credentials",
-                            spec::keys::AWS_ROLE_ARN,
-                            spec::keys::AWS_ROLE_ARN
-                        ))
+                        MountError::invalid(spec::ProviderIdentityFlag::Aws.refusal())
                     })?
                 }
                 _ => return Err(MountError::internal("aws_iam credential mismatch")),
@@ -378,17 +371,10 @@ async fn authenticate(
             .await
         }
         (Credential::ProviderIdentity, AccessType::Gcp) => {
-            let url = ctx.cloud.gcp_metadata_url.as_deref().ok_or_else(|| {
-                MountError::invalid(format!(
-                    "access type gcp authenticates as the pod when parameters {} (the Google \
-                     service account to impersonate) and {} (the workload identity provider's STS \
-                     audience) are set: set both. Without them it uses the node's Google service \
-                     account (the provider's identity, shared by every pod on the node), which needs \
-                     the provider flag --gcp-metadata-identity",
-                    spec::keys::GCP_SERVICE_ACCOUNT,
-                    spec::keys::GCP_WORKLOAD_IDENTITY_PROVIDER,
-                ))
-            })?;
+            let url =
+                ctx.cloud.gcp_metadata_url.as_deref().ok_or_else(|| {
+                    MountError::invalid(spec::ProviderIdentityFlag::Gcp.refusal())
+                })?;
             let cloud_id = cloud_step(
                 client,
                 creds,
@@ -397,6 +383,29 @@ async fn authenticate(
             )
             .await?;
             login(AuthCredential::Gcp {
+                cloud_id: &cloud_id,
+            })
+            .await
+        }
+        (Credential::ProviderIdentity, AccessType::AzureAd) => {
+            // The node's managed identity (opt-in): only toward --akeyless-url (the spec was
+            // bound to the operator), for the operator's resource.
+            let imds =
+                ctx.cloud.azure_imds.as_ref().ok_or_else(|| {
+                    MountError::invalid(spec::ProviderIdentityFlag::Azure.refusal())
+                })?;
+            let cloud_id = cloud_step(
+                client,
+                creds,
+                AccessType::AzureAd,
+                crate::cloud::azure::node_cloud_id(
+                    client.http(),
+                    imds,
+                    auth.azure_object_id.as_deref(),
+                ),
+            )
+            .await?;
+            login(AuthCredential::AzureAd {
                 cloud_id: &cloud_id,
             })
             .await

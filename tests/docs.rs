@@ -54,3 +54,39 @@ fn readme_documents_exactly_the_accepted_object_fields() {
         "README objects table vs spec::OBJECT_FIELDS"
     );
 }
+
+/// Errors and warnings link to the migration guide by its anchor; the README has that heading,
+/// and its table names every provider-identity flag and the chart value that sets it.
+#[test]
+fn the_migration_guide_anchor_resolves() {
+    use akeyless_csi_provider::spec::{MIGRATION_GUIDE, ProviderIdentityFlag};
+    let anchor = MIGRATION_GUIDE
+        .strip_prefix("README.md#")
+        .expect("a README anchor");
+    let heading = README
+        .lines()
+        .find(|l| {
+            l.strip_prefix("## ").is_some_and(|h| {
+                h.to_lowercase()
+                    .chars()
+                    .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-')
+                    .collect::<String>()
+                    .replace(' ', "-")
+                    == anchor
+            })
+        })
+        .unwrap_or_else(|| panic!("README has no heading for #{anchor}"));
+    let start = README.find(heading).unwrap();
+    let section = &README[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    for flag in [
+        ProviderIdentityFlag::Aws,
+        ProviderIdentityFlag::Gcp,
+        ProviderIdentityFlag::Azure,
+    ] {
+        assert!(
+            section.contains(flag.flag()) && section.contains(flag.chart_value()),
+            "{flag:?} is not in the migration guide"
+        );
+    }
+}

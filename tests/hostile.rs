@@ -609,12 +609,19 @@ async fn the_nodes_identity_goes_only_to_the_operators_url() {
         &["node@proj.iam.gserviceaccount.com"],
     );
     state.grant_read("p-gcpnode", "/*", &[]);
+    const NODE_OID: &str = "5f0c7a52-8d3e-4b6a-9c11-2e7d4f9a0b13";
+    state.add_azure_node_identity("tenant-1", NODE_OID, None);
+    state.add_azure_ad_auth("p-azurenode", &[NODE_OID]);
+    state.grant_read("p-azurenode", "/*", &[]);
     state.put_static_secret("/s", "node-secret");
     let mut provider = ProviderProcess::start(
         &emulator.url(),
         &[
             "--gcp-metadata-identity",
             "--gcp-metadata-url",
+            &emulator.url(),
+            "--azure-provider-identity",
+            "--azure-imds-url",
             &emulator.url(),
         ],
     )
@@ -646,5 +653,26 @@ async fn the_nodes_identity_goes_only_to_the_operators_url() {
     );
     // The emulator's gcp method accepts only ID tokens for audience akeyless.io (the
     // operator's default --gcp-metadata-audience): mounting proves the SPC's was not used.
+
+    // The node's Azure managed identity: the same.
+    let p = params(&[
+        ("akeylessGatewayURL", &gw.url()),
+        ("akeylessAccessType", "azure_ad"),
+        ("akeylessAccessID", "p-azurenode"),
+        ("objects", STATIC),
+    ]);
+    let request =
+        akeyless_csi_provider::driver::mount_request("spc", &p, &pod("tenant", "azure"), &[], None);
+    let (result, took) = mount(&provider, request, Duration::from_secs(10)).await;
+    report("Azure node identity with a tenant's gateway", &result, took);
+    assert_eq!(
+        files(&result.expect("mounted through --akeyless-url"))[0].2,
+        "node-secret"
+    );
+    assert!(
+        gw.paths().is_empty(),
+        "the tenant's gateway received nothing: {:?}",
+        gw.paths()
+    );
     assert_unharmed(&mut provider).await;
 }

@@ -170,6 +170,8 @@ say "helm install --dry-run=server"
 "$HELM" install akeyless-csi-provider "$CHART" -n kube-system --dry-run=server \
   -f "$CHART/ci/all-options-values.yaml" >"$work/install.out"
 grep -q 'tokenRequests:' "$work/install.out" || { echo "NOTES lack the CSIDriver tokenRequests" >&2; exit 1; }
+grep -q 'provider identity is on for aws_iam gcp azure_ad' "$work/install.out" \
+  || { echo "NOTES lack the providerIdentity warning" >&2; exit 1; }
 sed -n '/^NOTES:/,$p' "$work/install.out"
 "$HELM" install akeyless-csi-provider "$CHART" -n kube-system --dry-run=server >/dev/null
 # The dry run can fail: a field the API doesn't know is refused (strict field validation).

@@ -71,6 +71,23 @@ pub struct CloudArgs {
         default_value = gcp::DEFAULT_IAM_CREDENTIALS_URL
     )]
     pub gcp_iam_credentials_endpoint: String,
+    /// Let azure_ad SPCs without akeylessAzureClientID/akeylessAzureTenantID authenticate with
+    /// a token of the node's managed identity from Azure IMDS (akeylessAzureObjectID, or
+    /// --azure-imds-client-id, selects a user-assigned one). Every such pod then authenticates
+    /// as the node, not as itself. Off by default.
+    #[arg(long, env = "AKEYLESS_CSI_AZURE_PROVIDER_IDENTITY")]
+    pub azure_provider_identity: bool,
+    /// Base URL of Azure IMDS (the Instance Metadata Service) under --azure-provider-identity.
+    #[arg(long, env = "AKEYLESS_CSI_AZURE_IMDS_URL", default_value = azure::DEFAULT_IMDS_URL)]
+    pub azure_imds_url: String,
+    /// Resource of the node's token under --azure-provider-identity (Azure Resource Manager;
+    /// set it for sovereign clouds). The token is only ever sent to --akeyless-url.
+    #[arg(long, env = "AKEYLESS_CSI_AZURE_IMDS_RESOURCE", default_value = azure::DEFAULT_IMDS_RESOURCE)]
+    pub azure_imds_resource: String,
+    /// Client ID of the user-assigned identity IMDS answers for when an SPC sets no
+    /// akeylessAzureObjectID (e.g. the AKS kubelet identity). Default: the VM's only identity.
+    #[arg(long, env = "AKEYLESS_CSI_AZURE_IMDS_CLIENT_ID")]
+    pub azure_imds_client_id: Option<String>,
 }
 
 impl Default for CloudArgs {
@@ -83,6 +100,10 @@ impl Default for CloudArgs {
             gcp_metadata_url: gcp::DEFAULT_METADATA_URL.to_string(),
             gcp_sts_endpoint: gcp::DEFAULT_STS_URL.to_string(),
             gcp_iam_credentials_endpoint: gcp::DEFAULT_IAM_CREDENTIALS_URL.to_string(),
+            azure_provider_identity: false,
+            azure_imds_url: azure::DEFAULT_IMDS_URL.to_string(),
+            azure_imds_resource: azure::DEFAULT_IMDS_RESOURCE.to_string(),
+            azure_imds_client_id: None,
         }
     }
 }
@@ -98,6 +119,8 @@ pub struct CloudOptions {
     pub gcp_metadata_url: Option<String>,
     /// Google STS and IAM Credentials, for `gcp` as the pod.
     pub google: gcp::GoogleEndpoints,
+    /// Azure IMDS and the node token's resource, only when opted in.
+    pub azure_imds: Option<azure::ImdsSettings>,
 }
 
 impl CloudArgs {
@@ -136,11 +159,48 @@ impl CloudArgs {
             iam_credentials: crate::spec::normalize_gateway_url(&self.gcp_iam_credentials_endpoint)
                 .map_err(|e| format!("--gcp-iam-credentials-endpoint {e}"))?,
         };
+        let azure_imds = if self.azure_provider_identity {
+            let url = crate::spec::normalize_gateway_url(&self.azure_imds_url)
+                .map_err(|e| format!("--azure-imds-url {e}"))?;
+            let resource = self.azure_imds_resource.trim().to_string();
+            if url::Url::parse(&resource).is_err() {
+                return Err(format!(
+                    "--azure-imds-resource {resource:?} is not a URL (e.g. {})",
+                    azure::DEFAULT_IMDS_RESOURCE
+                ));
+            }
+            let client_id = self
+                .azure_imds_client_id
+                .as_deref()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string);
+            if let Some(c) = &client_id
+                && !crate::spec::is_azure_guid(c)
+            {
+                return Err(format!(
+                    "--azure-imds-client-id {c:?} is not a client ID (a GUID such as 00000000-0000-0000-0000-000000000000)"
+                ));
+            }
+            tracing::warn!(
+                imds_url = %url,
+                resource = %resource,
+                "--azure-provider-identity: azure_ad SPCs without akeylessAzureClientID/akeylessAzureTenantID authenticate to Akeyless with the node's managed identity, not the pod's"
+            );
+            Some(azure::ImdsSettings {
+                url,
+                resource,
+                client_id,
+            })
+        } else {
+            None
+        };
         Ok(CloudOptions {
             aws_sts_endpoint,
             aws_provider_credentials,
             gcp_metadata_url,
             google,
+            azure_imds,
         })
     }
 }
@@ -169,5 +229,50 @@ mod tests {
         };
         let e = bad.options().unwrap_err();
         assert!(e.starts_with("--gcp-iam-credentials-endpoint"), "{e}");
+    }
+
+    #[test]
+    fn azure_provider_identity_is_opt_in_and_validated() {
+        assert_eq!(CloudArgs::default().options().unwrap().azure_imds, None);
+        let on = CloudArgs {
+            azure_provider_identity: true,
+            azure_imds_url: "http://127.0.0.1:9/".into(),
+            azure_imds_client_id: Some("0b1c2d3e-0000-4000-8000-00000000000a".into()),
+            ..CloudArgs::default()
+        };
+        assert_eq!(
+            on.options().unwrap().azure_imds,
+            Some(azure::ImdsSettings {
+                url: "http://127.0.0.1:9".into(),
+                resource: azure::DEFAULT_IMDS_RESOURCE.into(),
+                client_id: Some("0b1c2d3e-0000-4000-8000-00000000000a".into()),
+            })
+        );
+        for (bad, flag) in [
+            (
+                CloudArgs {
+                    azure_imds_url: "ftp://x".into(),
+                    ..on.clone()
+                },
+                "--azure-imds-url",
+            ),
+            (
+                CloudArgs {
+                    azure_imds_resource: "management".into(),
+                    ..on.clone()
+                },
+                "--azure-imds-resource",
+            ),
+            (
+                CloudArgs {
+                    azure_imds_client_id: Some("me&resource=x".into()),
+                    ..on.clone()
+                },
+                "--azure-imds-client-id",
+            ),
+        ] {
+            let e = bad.options().unwrap_err();
+            assert!(e.starts_with(flag), "{e}");
+        }
     }
 }

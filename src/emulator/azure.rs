@@ -3,11 +3,14 @@
 //! `api://AzureADTokenExchange` as the client assertion of a registered app whose federated
 //! credential names that service account, and answers with an ARM access token (a JWT signed
 //! by the emulator, `aud` = ARM, `oid` = the app's object ID) that `/auth` `azure_ad` accepts.
+//!
+//! It also plays Azure IMDS's managed identity endpoint (`GET /metadata/identity/oauth2/token`),
+//! answering as the node's managed identities with the same kind of token.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -114,4 +117,107 @@ pub(crate) async fn token(
     }));
     axum::Json(json!({"token_type": "Bearer", "expires_in": 3600, "access_token": access_token}))
         .into_response()
+}
+
+/// A managed identity assigned to the emulated node.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeIdentity {
+    pub tenant_id: String,
+    pub object_id: String,
+    /// `None`: the system-assigned identity.
+    pub client_id: Option<String>,
+}
+
+/// `GET /metadata/identity/oauth2/token?api-version=…&resource=…[&object_id|client_id|msi_res_id=…]`
+/// with `Metadata: true`, as Azure IMDS answers on a VM: one token of the node identity asked
+/// for, or of its only (or system-assigned) identity when none is named.
+pub(crate) async fn imds_token(
+    State(state): State<EmulatorState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if headers.get("metadata").and_then(|v| v.to_str().ok()) != Some("true") {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Required metadata header not specified",
+        );
+    }
+    if headers.contains_key("x-forwarded-for") {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Request rejected: X-Forwarded-For header present",
+        );
+    }
+    let query: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let field = |k: &str| query.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    if field("api-version").is_none() {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Required query variable 'api-version' is missing",
+        );
+    }
+    let Some(resource) = field("resource") else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Required audience (resource) not specified",
+        );
+    };
+    let identities = state.lock().azure_node_identities.clone();
+    let chosen = match (field("object_id"), field("client_id"), field("msi_res_id")) {
+        (Some(oid), None, None) => identities.iter().find(|i| i.object_id == oid),
+        (None, Some(client), None) => identities
+            .iter()
+            .find(|i| i.client_id.as_deref() == Some(client)),
+        (None, None, None) => {
+            identities
+                .iter()
+                .find(|i| i.client_id.is_none())
+                .or(match identities.as_slice() {
+                    [only] => Some(only),
+                    _ => None,
+                })
+        }
+        _ => {
+            return aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Only one of object_id, client_id or msi_res_id may be specified",
+            );
+        }
+    };
+    let Some(identity) = chosen.cloned() else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Identity not found",
+        );
+    };
+    let now = SystemTime::now();
+    let exp = now + Duration::from_secs(3600);
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let tenant = identity.tenant_id;
+    let access_token = state.key().sign(&json!({
+        "aud": resource,
+        "iss": format!("https://sts.windows.net/{tenant}/"),
+        "oid": identity.object_id,
+        "tid": tenant,
+        "sub": identity.object_id,
+        "iat": secs(now),
+        "exp": secs(exp),
+    }));
+    axum::Json(json!({
+        "access_token": access_token,
+        "expires_in": "3599",
+        "expires_on": secs(exp).to_string(),
+        "resource": resource,
+        "token_type": "Bearer",
+    }))
+    .into_response()
 }

@@ -38,6 +38,10 @@ pub(crate) fn router(state: EmulatorState) -> Router {
             "/azure-ad/{tenant}/oauth2/v2.0/token",
             axum::routing::post(super::azure::token),
         )
+        .route(
+            "/metadata/identity/oauth2/token",
+            axum::routing::get(super::azure::imds_token),
+        )
         .route("/aws-sts", axum::routing::post(super::cloud::sts))
         .route(
             "/computeMetadata/v1/instance/service-account/identity",

@@ -9,6 +9,11 @@
 //! `/get-secret-value`, `/get-rotated-secret-value`, `/get-certificate-value`,
 //! `/get-dynamic-secret-value`.
 //!
+//! It also plays the cloud services the provider's cloud identities talk to, at its own address:
+//! Azure AD's token endpoint and Azure IMDS's managed identity endpoint
+//! (`/metadata/identity/oauth2/token`), AWS STS, the GCP metadata server, Google STS and IAM
+//! Credentials.
+//!
 //! Kubernetes auth has two modes. Self-contained: [`EmulatorState::issue_service_account_token`]
 //! mints a service-account JWT signed with the emulator's key and `/auth` verifies it in place of
 //! a gateway's TokenReview. Against a real cluster: an auth method whose config name has a

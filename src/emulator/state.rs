@@ -192,6 +192,8 @@ pub(crate) struct Data {
     pub(crate) aws_keys: HashMap<String, AwsKey>,
     /// The Google service account the emulated metadata server answers as.
     pub(crate) gcp_node_account: Option<String>,
+    /// The managed identities assigned to the node the emulated Azure IMDS runs on.
+    pub(crate) azure_node_identities: Vec<super::azure::NodeIdentity>,
     /// Workload identity providers of the emulated Google STS: provider audience → the pod-token
     /// audiences it accepts (empty: Google's default for that provider).
     pub(crate) gcp_providers: HashMap<String, Vec<String>>,
@@ -228,6 +230,7 @@ impl Default for Data {
             aws_roles: HashMap::new(),
             aws_keys: HashMap::new(),
             gcp_node_account: None,
+            azure_node_identities: Vec::new(),
             gcp_providers: HashMap::new(),
             gcp_impersonation: Vec::new(),
             gcp_access_tokens: HashMap::new(),
@@ -509,6 +512,24 @@ impl EmulatorState {
                 subject: format!("system:serviceaccount:{namespace}:{service_account}"),
             },
         );
+    }
+
+    /// Assigns a managed identity to the node the emulated Azure IMDS (at
+    /// `<emulator>/metadata/identity/oauth2/token`) runs on: the system-assigned one when
+    /// `client_id` is `None`, else a user-assigned one.
+    pub fn add_azure_node_identity(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        client_id: Option<&str>,
+    ) {
+        self.lock()
+            .azure_node_identities
+            .push(super::azure::NodeIdentity {
+                tenant_id: tenant_id.to_owned(),
+                object_id: object_id.to_owned(),
+                client_id: client_id.map(str::to_owned),
+            });
     }
 
     /// Registers a `universal_identity` auth method and returns its first token (`u-…`).

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_yaml_ng::Value;
 
 use super::secret_objects::{self, SecretObject};
-use super::{Problem, SecretProviderSpec, SpecDefaults, keys};
+use super::{AccessType, Problem, ProviderIdentityFlag, SecretProviderSpec, SpecDefaults, keys};
 use crate::request::Parameters;
 
 /// Only SecretProviderClasses of this provider are checked.
@@ -101,6 +101,25 @@ pub fn check_class(object: &Value, defaults: &SpecDefaults) -> Option<ClassRepor
     Some(report)
 }
 
+/// A cloud access type without any of its per-pod parameters: it mounts only when the
+/// provider's operator turned on the node identity (a flag this offline check cannot see).
+pub fn needs_provider_identity(params: &Parameters) -> Option<ProviderIdentityFlag> {
+    let set = |key: &str| params.get(key).is_some_and(|v| !v.trim().is_empty());
+    let access_type = AccessType::parse(params.get(keys::ACCESS_TYPE)?)?;
+    let per_pod = match access_type {
+        AccessType::AwsIam => set(keys::AWS_ROLE_ARN),
+        AccessType::Gcp => {
+            set(keys::GCP_SERVICE_ACCOUNT) || set(keys::GCP_WORKLOAD_IDENTITY_PROVIDER)
+        }
+        AccessType::AzureAd => set(keys::AZURE_CLIENT_ID) || set(keys::AZURE_TENANT_ID),
+        _ => return None,
+    };
+    if per_pod {
+        return None;
+    }
+    ProviderIdentityFlag::for_access_type(access_type)
+}
+
 /// Valid but risky settings. Read from the parameters alone, so they are reported whether or
 /// not the rest of the SPC is valid. Messages are short (the API server shows warnings as
 /// single lines, cut after 256 characters) and never quote a parameter's value.
@@ -137,6 +156,9 @@ pub fn warnings(params: &Parameters) -> Vec<Problem> {
                     .into(),
             );
         }
+    }
+    if let Some(flag) = needs_provider_identity(params) {
+        warn(keys::ACCESS_TYPE, flag.warning());
     }
     if params.get(keys::TOKEN_SCOPE) == Some("serviceAccount") {
         warn(

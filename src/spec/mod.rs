@@ -187,6 +187,8 @@ pub struct AuthSettings {
     pub token_scope: TokenScope,
     pub azure_object_id: Option<String>,
     /// Azure AD workload identity: the pod's token is exchanged for an ARM token of this app.
+    /// `None`: the node's managed identity behind `--azure-provider-identity`
+    /// (`azure_object_id` selecting a user-assigned one).
     pub azure: Option<AzureWorkloadIdentity>,
     pub gcp_audience: Option<String>,
     /// GCP workload identity (`gcp` as the pod); `None`: the node's identity behind
@@ -210,7 +212,7 @@ impl AuthSettings {
         self.token_audience
             .clone()
             .or_else(|| match self.access_type {
-                AccessType::AzureAd => Some(AZURE_TOKEN_AUDIENCE.to_owned()),
+                AccessType::AzureAd => self.azure.as_ref().map(|_| AZURE_TOKEN_AUDIENCE.to_owned()),
                 AccessType::AwsIam => Some(AWS_TOKEN_AUDIENCE.to_owned()),
                 AccessType::Gcp => self.gcp.as_ref()?.default_token_audience(),
                 _ => None,
@@ -322,6 +324,140 @@ pub const AZURE_AUTHORITY_HOSTS: &[&str] = &[
 
 /// The audience Azure AD expects on a federated service-account token.
 pub const AZURE_TOKEN_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+/// A GUID as Azure writes object, client and tenant IDs (`8-4-4-4-12` hex digits).
+pub fn is_azure_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// The README section that tells a user of the existing Akeyless provider what to change.
+/// Errors and warnings about the node-identity cases link to it.
+pub const MIGRATION_GUIDE: &str = "README.md#migrating-from-the-akeyless-go-provider";
+
+/// The operator flags that let a cloud access type authenticate as the node (the provider)
+/// when the SPC names no per-pod identity: what the existing Akeyless provider always did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderIdentityFlag {
+    Aws,
+    Gcp,
+    Azure,
+}
+
+impl ProviderIdentityFlag {
+    /// The flag for a cloud access type (`None` for the others).
+    pub fn for_access_type(access_type: AccessType) -> Option<Self> {
+        match access_type {
+            AccessType::AwsIam => Some(ProviderIdentityFlag::Aws),
+            AccessType::Gcp => Some(ProviderIdentityFlag::Gcp),
+            AccessType::AzureAd => Some(ProviderIdentityFlag::Azure),
+            _ => None,
+        }
+    }
+
+    pub fn flag(self) -> &'static str {
+        match self {
+            ProviderIdentityFlag::Aws => "--aws-provider-credentials",
+            ProviderIdentityFlag::Gcp => "--gcp-metadata-identity",
+            ProviderIdentityFlag::Azure => "--azure-provider-identity",
+        }
+    }
+
+    /// The chart value that sets the flag.
+    pub fn chart_value(self) -> &'static str {
+        match self {
+            ProviderIdentityFlag::Aws => "providerIdentity.aws.enabled",
+            ProviderIdentityFlag::Gcp => "providerIdentity.gcp.enabled",
+            ProviderIdentityFlag::Azure => "providerIdentity.azure.enabled",
+        }
+    }
+
+    fn access_type(self) -> AccessType {
+        match self {
+            ProviderIdentityFlag::Aws => AccessType::AwsIam,
+            ProviderIdentityFlag::Gcp => AccessType::Gcp,
+            ProviderIdentityFlag::Azure => AccessType::AzureAd,
+        }
+    }
+
+    /// The per-pod parameters the SPC lacks.
+    pub fn per_pod_parameters(self) -> &'static [&'static str] {
+        match self {
+            ProviderIdentityFlag::Aws => &[keys::AWS_ROLE_ARN],
+            ProviderIdentityFlag::Gcp => &[
+                keys::GCP_SERVICE_ACCOUNT,
+                keys::GCP_WORKLOAD_IDENTITY_PROVIDER,
+            ],
+            ProviderIdentityFlag::Azure => &[keys::AZURE_CLIENT_ID, keys::AZURE_TENANT_ID],
+        }
+    }
+
+    /// A one-line warning (`validate`, the admission webhook) located at
+    /// `spec.parameters.akeylessAccessType`: both ways forward, the flag and the README
+    /// section, short enough for the API server's 256 characters with its location. It never
+    /// quotes a parameter's value.
+    pub fn warning(self) -> String {
+        format!(
+            "{} without {} needs provider flag {}, or add {} to authenticate as the pod; see {MIGRATION_GUIDE}",
+            self.access_type(),
+            self.per_pod_parameters().join("/"),
+            self.flag(),
+            if self.per_pod_parameters().len() > 1 {
+                "them"
+            } else {
+                "it"
+            },
+        )
+    }
+
+    /// The mount error when the flag is off: both ways forward in full, and the README section.
+    pub fn refusal(self) -> String {
+        let (node, pod) = match self {
+            ProviderIdentityFlag::Aws => (
+                "the provider's own AWS credentials (from its environment)",
+                format!(
+                    "set {} to an IAM role whose trust policy trusts the pod's service account \
+                     (EKS IRSA), and add the audience {AWS_TOKEN_AUDIENCE} to the CSIDriver tokenRequests",
+                    keys::AWS_ROLE_ARN
+                ),
+            ),
+            ProviderIdentityFlag::Gcp => (
+                "the node's Google service account (the metadata server)",
+                format!(
+                    "set {} (the Google service account to impersonate) and {} (the workload \
+                     identity provider's STS audience), grant the pod's principal \
+                     roles/iam.workloadIdentityUser on that service account, and add the provider's \
+                     pod-token audience to the CSIDriver tokenRequests",
+                    keys::GCP_SERVICE_ACCOUNT,
+                    keys::GCP_WORKLOAD_IDENTITY_PROVIDER
+                ),
+            ),
+            ProviderIdentityFlag::Azure => (
+                "the node's managed identity (Azure IMDS; akeylessAzureObjectID selects a user-assigned one)",
+                format!(
+                    "set {} and {} (the client and tenant IDs of a managed identity or app with a \
+                     federated credential for the pod's service account: AKS workload identity), and \
+                     add the audience {AZURE_TOKEN_AUDIENCE} to the CSIDriver tokenRequests",
+                    keys::AZURE_CLIENT_ID,
+                    keys::AZURE_TENANT_ID
+                ),
+            ),
+        };
+        format!(
+            "access type {} without {} authenticates as {node}, shared by every pod on the node; \
+             this provider does that only when its operator starts it with the provider flag {} \
+             (chart value {}). To authenticate as the pod instead, {pod}. See {MIGRATION_GUIDE}",
+            self.access_type(),
+            self.per_pod_parameters().join(" and "),
+            self.flag(),
+            self.chart_value(),
+        )
+    }
+}
 
 /// A validated SecretProviderClass.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -509,16 +645,37 @@ impl SecretProviderSpec {
         }
         let azure = match access_type {
             AccessType::AzureAd => {
-                let client_id = params.get(keys::AZURE_CLIENT_ID);
-                let tenant_id = params.get(keys::AZURE_TENANT_ID);
-                if client_id.is_none() || tenant_id.is_none() {
+                let get = |key: &str| {
+                    params
+                        .get(key)
+                        .map(|v| v.trim().to_string())
+                        .filter(|v| !v.is_empty())
+                };
+                let client_id = get(keys::AZURE_CLIENT_ID);
+                let tenant_id = get(keys::AZURE_TENANT_ID);
+                if let Some(oid) = get(keys::AZURE_OBJECT_ID)
+                    && !is_azure_guid(&oid)
+                {
+                    problem(
+                        keys::AZURE_OBJECT_ID,
+                        format!(
+                            "parameter {} {oid:?} is not an object ID (a GUID such as \
+                             00000000-0000-0000-0000-000000000000): the object (principal) ID of a \
+                             user-assigned managed identity of the node",
+                            keys::AZURE_OBJECT_ID
+                        ),
+                    );
+                }
+                if client_id.is_some() != tenant_id.is_some() {
                     problem(
                         keys::AZURE_CLIENT_ID,
                         format!(
-                            "access type azure_ad authenticates the pod through Azure AD workload identity: set {} and {} \
-                             (the client and tenant IDs of the managed identity or app the pod's service account federates with)",
+                            "access type azure_ad authenticates as the pod (Azure AD workload identity) only with both {} and {} \
+                             (the client and tenant IDs of the managed identity or app the pod's service account federates with); \
+                             set both, or neither to use the node's managed identity (provider flag {}); see {MIGRATION_GUIDE}",
                             keys::AZURE_CLIENT_ID,
-                            keys::AZURE_TENANT_ID
+                            keys::AZURE_TENANT_ID,
+                            ProviderIdentityFlag::Azure.flag(),
                         ),
                     );
                 }
@@ -552,11 +709,14 @@ impl SecretProviderSpec {
                         }
                     },
                 };
-                Some(AzureWorkloadIdentity {
-                    client_id: client_id.unwrap_or_default().to_string(),
-                    tenant_id: tenant_id.unwrap_or_default().to_string(),
-                    authority_host,
-                })
+                match (client_id, tenant_id) {
+                    (Some(client_id), Some(tenant_id)) => Some(AzureWorkloadIdentity {
+                        client_id,
+                        tenant_id,
+                        authority_host,
+                    }),
+                    _ => None,
+                }
             }
             _ => None,
         };
@@ -653,7 +813,7 @@ impl SecretProviderSpec {
                                 "access type gcp authenticates as the pod only with both {} (the Google service \
                                  account to impersonate) and {} (the STS audience of the workload identity \
                                  provider); set both, or neither to use the node's identity (provider flag \
-                                 --gcp-metadata-identity)",
+                                 --gcp-metadata-identity); see {MIGRATION_GUIDE}",
                                 keys::GCP_SERVICE_ACCOUNT,
                                 keys::GCP_WORKLOAD_IDENTITY_PROVIDER
                             ),
@@ -705,7 +865,10 @@ impl SecretProviderSpec {
                 k8s_auth_config_name,
                 token_audience: params.get(keys::TOKEN_AUDIENCE).map(str::to_string),
                 token_scope,
-                azure_object_id: params.get(keys::AZURE_OBJECT_ID).map(str::to_string),
+                azure_object_id: params
+                    .get(keys::AZURE_OBJECT_ID)
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty()),
                 azure,
                 gcp_audience,
                 gcp,
@@ -734,8 +897,8 @@ pub enum Credential {
     /// the start of this identity's rotation chain.
     UidToken(SecretString),
     /// No credential comes with the mount: the provider's own cloud identity (`aws_iam`
-    /// without a role, `gcp` without workload identity), usable only when the provider was started with the matching
-    /// opt-in flag.
+    /// without a role, `gcp` without workload identity, `azure_ad` without a client and tenant
+    /// ID), usable only when the provider was started with the matching opt-in flag.
     ProviderIdentity,
     /// The mounting pod's service-account token for `audience`.
     PodToken {
@@ -857,16 +1020,17 @@ impl Credentials {
                     )
                 })?)
             }
-            AccessType::Kubernetes | AccessType::Jwt | AccessType::AzureAd => {
-                pod_token(auth.pod_token_audience())?
-            }
+            AccessType::Kubernetes | AccessType::Jwt => pod_token(auth.pod_token_audience())?,
+            AccessType::AzureAd if auth.azure.is_some() => pod_token(auth.pod_token_audience())?,
             // aws_iam without a role and gcp without workload identity use the provider's own
             // identity (only when its flag allows).
             AccessType::AwsIam if auth.aws.as_ref().is_some_and(|a| a.role_arn.is_some()) => {
                 pod_token(auth.pod_token_audience())?
             }
             AccessType::Gcp if auth.gcp.is_some() => pod_token(auth.pod_token_audience())?,
-            AccessType::AwsIam | AccessType::Gcp => Credential::ProviderIdentity,
+            AccessType::AwsIam | AccessType::Gcp | AccessType::AzureAd => {
+                Credential::ProviderIdentity
+            }
         };
         Ok(Credentials {
             access_id,
@@ -1255,6 +1419,105 @@ mod tests {
             assert_eq!(e.0[0].location, location, "{e}");
             assert!(e.0[0].message.contains(hint), "{e}");
         }
+    }
+
+    #[test]
+    fn azure_ad_as_the_pod_or_as_the_node() {
+        const OID: &str = "5f0c7a52-8d3e-4b6a-9c11-2e7d4f9a0b13";
+        let base = [
+            ("objects", OBJ),
+            (keys::ACCESS_ID, "p-1"),
+            (keys::ACCESS_TYPE, "azure_ad"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            params(&all)
+        };
+        // The existing provider's AKS shape: the node's identity (a provider flag decides).
+        let p = with(&[(keys::AZURE_OBJECT_ID, OID)]);
+        let s = SecretProviderSpec::from_parameters(&p, &SpecDefaults::default()).unwrap();
+        assert_eq!(
+            (s.auth.azure.as_ref(), s.auth.azure_object_id.as_deref()),
+            (None, Some(OID))
+        );
+        assert_eq!(s.auth.pod_token_audience(), None);
+        let c = Credentials::resolve(&s.auth, &p, &secrets(&[]), &tokens(&["akeyless"])).unwrap();
+        assert!(matches!(c.credential, Credential::ProviderIdentity));
+        // Both per-pod parameters: the pod's token.
+        let p = with(&[
+            (keys::AZURE_CLIENT_ID, "c"),
+            (keys::AZURE_TENANT_ID, "t"),
+            (keys::AZURE_OBJECT_ID, OID),
+        ]);
+        let s = SecretProviderSpec::from_parameters(&p, &SpecDefaults::default()).unwrap();
+        let c = Credentials::resolve(
+            &s.auth,
+            &p,
+            &secrets(&[]),
+            &tokens(&["akeyless", AZURE_TOKEN_AUDIENCE]),
+        )
+        .unwrap();
+        assert!(
+            matches!(c.credential, Credential::PodToken { ref audience, .. } if audience == AZURE_TOKEN_AUDIENCE)
+        );
+        // One of them, or an object ID that is not a GUID, names the parameter.
+        for (extra, location, hint) in [
+            (
+                vec![(keys::AZURE_CLIENT_ID, "c")],
+                "parameters.akeylessAzureClientID",
+                "--azure-provider-identity",
+            ),
+            (
+                vec![(keys::AZURE_TENANT_ID, "t")],
+                "parameters.akeylessAzureClientID",
+                MIGRATION_GUIDE,
+            ),
+            (
+                vec![(keys::AZURE_OBJECT_ID, "x&resource=evil")],
+                "parameters.akeylessAzureObjectID",
+                "GUID",
+            ),
+        ] {
+            let e = SecretProviderSpec::from_parameters(&with(&extra), &SpecDefaults::default())
+                .unwrap_err();
+            assert_eq!(e.0.len(), 1, "{e}");
+            assert_eq!(e.0[0].location, location, "{e}");
+            assert!(e.0[0].message.contains(hint), "{e}");
+        }
+        // Other access types ignore the object ID, as before.
+        assert!(spec(&[("objects", OBJ), (keys::AZURE_OBJECT_ID, "whatever")]).is_ok());
+    }
+
+    #[test]
+    fn provider_identity_messages_name_both_ways_forward() {
+        for (flag, per_pod) in [
+            (ProviderIdentityFlag::Aws, &[keys::AWS_ROLE_ARN][..]),
+            (
+                ProviderIdentityFlag::Gcp,
+                &[
+                    keys::GCP_SERVICE_ACCOUNT,
+                    keys::GCP_WORKLOAD_IDENTITY_PROVIDER,
+                ][..],
+            ),
+            (
+                ProviderIdentityFlag::Azure,
+                &[keys::AZURE_CLIENT_ID, keys::AZURE_TENANT_ID][..],
+            ),
+        ] {
+            for text in [flag.warning(), flag.refusal()] {
+                for needle in per_pod.iter().chain(&[flag.flag(), MIGRATION_GUIDE]) {
+                    assert!(text.contains(needle), "{needle} missing: {text}");
+                }
+            }
+            // The API server cuts warnings after 256 characters (location included).
+            let line = format!("spec.parameters.{}: {}", keys::ACCESS_TYPE, flag.warning());
+            assert!(line.chars().count() <= 256, "{} chars: {line}", line.len());
+            assert!(flag.refusal().contains(flag.chart_value()));
+        }
+        assert!(is_azure_guid("5f0c7a52-8d3e-4b6a-9c11-2e7d4f9a0b13"));
+        assert!(!is_azure_guid("5f0c7a52-8d3e-4b6a-9c11-2e7d4f9a0b1"));
+        assert!(!is_azure_guid("5f0c7a52-8d3e-4b6a-9c11-2e7d4f9a0b1g"));
     }
 
     #[test]
