@@ -476,3 +476,34 @@ async fn unsupported_akeyless_type_lists_the_supported_ones() {
         "{msg}"
     );
 }
+
+/// A gateway may answer `describe-item` for a missing item with 200 and no item (how the
+/// existing Akeyless provider detects one): `[NotFound]` naming the object, like a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_describe_item_answer_is_not_found() {
+    let f = fixture().await;
+    f.state().put_static_secret("/app/present", "here");
+    let objects =
+        "- secretPath: /app/present\n  fileName: p\n- secretPath: /app/missing\n  fileName: m\n";
+    for empty in [true, false] {
+        f.state().set_describe_missing_as_empty(empty);
+        let msg = expect_error(
+            f.mount(request_for(objects, "default", "web")).await,
+            Code::NotFound,
+            "NotFound",
+        );
+        assert!(msg.contains("/app/missing"), "{msg}");
+        assert!(!msg.contains("/app/present"), "{msg}");
+        assert!(!msg.contains("item type"), "{msg}");
+    }
+    f.state().set_describe_missing_as_empty(true);
+    let resp = f
+        .mount(request_for(
+            "- secretPath: /app/present\n  fileName: p\n",
+            "default",
+            "web",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(files(&resp)[0].2, "here");
+}
