@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use akeyless_csi_provider::akeyless::{AkeylessClient, AkeylessToken, AuthCredential, Operation};
-use akeyless_csi_provider::emulator::Emulator;
+use akeyless_csi_provider::emulator::{Emulator, accepted_request_fields};
 use akeyless_csi_provider::secret::SecretString;
 use common::hostile::{Answer, HostileGateway};
 use serde_json::{Value, json};
@@ -604,5 +604,61 @@ async fn every_emulator_answer_matches_the_published_schema() {
             statuses.iter().any(|s| *s >= 400),
             "{path}: no failure checked"
         );
+    }
+}
+
+/// The emulator accepts exactly the request fields of the schema (plus its `newer` ones) and
+/// refuses any other with 400, so a misspelled field fails against it as well.
+#[tokio::test]
+async fn the_emulator_accepts_only_the_schemas_request_fields() {
+    let schema = schema();
+    for (path, endpoint) in schema["endpoints"].as_object().unwrap() {
+        let mut expected: BTreeSet<&str> = endpoint["request"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        if let Some(newer) = schema["newer"][path]["request"].as_object() {
+            expected.extend(newer.keys().map(String::as_str));
+        }
+        let accepted: BTreeSet<&str> = accepted_request_fields(path)
+            .unwrap_or_else(|| panic!("{path}: the emulator checks no fields"))
+            .iter()
+            .copied()
+            .collect();
+        assert_eq!(accepted, expected, "{path}");
+    }
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    emulator.state().add_access_key_auth("p-key", "key");
+    let http = reqwest::Client::new();
+    for (body, status) in [
+        (
+            json!({"access-id": "p-key", "access-type": "access_key", "access-key": "key"}),
+            200,
+        ),
+        (
+            json!({"access-id": "p-key", "access-type": "access_key", "access_key": "key"}),
+            400,
+        ),
+    ] {
+        let response = http
+            .post(format!("{}/auth", emulator.url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{body}");
+        if status == 400 {
+            let answer: Value = response.json().await.unwrap();
+            assert!(
+                answer["error"].as_str().unwrap().contains("\"access_key\""),
+                "{answer}"
+            );
+        }
     }
 }

@@ -172,6 +172,9 @@ pub(crate) fn execute(
         state,
         identity: None,
     };
+    if let Err(e) = check_fields(command, body) {
+        return (None, Err(e));
+    }
     let with_session;
     let body = match uid_token_session(state, command, body) {
         Ok(Some(rewritten)) => {
@@ -197,6 +200,135 @@ pub(crate) fn execute(
         Command::UidRotateToken => decode(body).and_then(|r| call.uid_rotate_token(r)),
     };
     (call.identity, result)
+}
+
+/// The request fields Akeyless's published schema accepts for `command` (with the fields later
+/// schemas added: `uid-token` on `/auth`), as `tests/contract.rs` checks against
+/// `tests/data/akeyless-api-subset.json`. Any other field is refused with 400, so a client
+/// that misspells a field fails here instead of being silently ignored by a real gateway.
+/// `None`: a command the schema file does not cover (`/validate-token`), not checked.
+pub fn accepted_request_fields(path: &str) -> Option<&'static [&'static str]> {
+    let command = Command::from_path(path)?;
+    command.accepted_fields()
+}
+
+impl Command {
+    fn accepted_fields(self) -> Option<&'static [&'static str]> {
+        match self {
+            Command::Auth => Some(&[
+                "access-id",
+                "access-key",
+                "access-type",
+                "account-id",
+                "admin-email",
+                "admin-password",
+                "cert-data",
+                "cloud-id",
+                "debug",
+                "gateway-url",
+                "gcp-audience",
+                "json",
+                "jwt",
+                "k8s-auth-config-name",
+                "k8s-service-account-token",
+                "key-data",
+                "ldap_password",
+                "ldap_username",
+                "oci-auth-type",
+                "oci-group-ocid",
+                "uid-token",
+                "uid_token",
+            ]),
+            Command::DescribeItem => Some(&[
+                "accessibility",
+                "bastion-details",
+                "display-id",
+                "gateway-details",
+                "item-id",
+                "json",
+                "name",
+                "services-details",
+                "show-versions",
+                "token",
+                "uid-token",
+            ]),
+            Command::GetSecretValue => Some(&[
+                "accessibility",
+                "ignore-cache",
+                "json",
+                "names",
+                "pretty-print",
+                "token",
+                "uid-token",
+                "version",
+            ]),
+            Command::GetRotatedSecretValue => Some(&[
+                "host",
+                "ignore-cache",
+                "json",
+                "names",
+                "token",
+                "uid-token",
+                "version",
+            ]),
+            Command::GetDynamicSecretValue => Some(&[
+                "args",
+                "host",
+                "json",
+                "name",
+                "target",
+                "timeout",
+                "token",
+                "uid-token",
+            ]),
+            Command::GetCertificateValue => Some(&[
+                "cert-issuer-name",
+                "display-id",
+                "ignore-cache",
+                "issuance-token",
+                "json",
+                "name",
+                "token",
+                "uid-token",
+                "version",
+            ]),
+            Command::GetPkiCertificate => Some(&[
+                "alt-names",
+                "cert-issuer-name",
+                "common-name",
+                "csr-data-base64",
+                "extended-key-usage",
+                "extra-extensions",
+                "json",
+                "key-data-base64",
+                "token",
+                "ttl",
+                "uid-token",
+                "uri-sans",
+            ]),
+            Command::UidRotateToken => Some(&[
+                "fork",
+                "json",
+                "send-manual-ack-token",
+                "uid-token",
+                "with-manual-ack",
+            ]),
+            Command::ValidateToken => None,
+        }
+    }
+}
+
+/// 400 for a field the schema does not accept (see [`accepted_request_fields`]).
+fn check_fields(command: Command, body: &Value) -> ApiResult<()> {
+    let (Some(accepted), Some(fields)) = (command.accepted_fields(), body.as_object()) else {
+        return Ok(());
+    };
+    match fields.keys().find(|k| !accepted.contains(&k.as_str())) {
+        Some(unknown) => Err(ApiError::bad_request(format!(
+            "invalid request body: unknown field {unknown:?}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Item commands take either `token` (a `t-` token from `/auth`) or `uid-token` (a Universal
