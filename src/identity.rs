@@ -148,6 +148,7 @@ fn method_settings(spec: &SecretProviderSpec) -> Vec<String> {
                 a.client_id.clone(),
                 a.tenant_id.clone(),
                 a.authority_host.clone(),
+                a.cloud.arm_scope().to_string(),
             ],
             // The node's managed identity: the user-assigned one the SPC selects.
             None => vec![auth.azure_object_id.clone().unwrap_or_default()],
@@ -231,11 +232,10 @@ pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 60);
 
 /// When a cached token must be replaced: after 80% of its remaining life, and never within
 /// 30 s of its expiry (then it is not reused at all).
-pub fn token_renewal(now: SystemTime, expiration: Option<&str>) -> SystemTime {
+pub fn token_renewal(now: SystemTime, expires_at: Option<SystemTime>) -> SystemTime {
     const MARGIN: Duration = Duration::from_secs(30);
     // The expiry comes from a gateway (untrusted): every step is checked, never a panic.
-    let expires = expiration
-        .and_then(crate::timefmt::parse_rfc3339)
+    let expires = expires_at
         .or_else(|| now.checked_add(DEFAULT_TOKEN_LIFETIME))
         .unwrap_or(now);
     let left = expires.duration_since(now).unwrap_or_default();
@@ -452,13 +452,14 @@ mod tests {
     #[test]
     fn renewal_before_expiry() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let exp = crate::timefmt::rfc3339(now + Duration::from_secs(1000)).unwrap();
+        let exp = now + Duration::from_secs(1000);
         assert_eq!(
-            token_renewal(now, Some(&exp)),
+            token_renewal(now, Some(exp)),
             now + Duration::from_secs(800)
         );
-        let soon = crate::timefmt::rfc3339(now + Duration::from_secs(20)).unwrap();
-        assert_eq!(token_renewal(now, Some(&soon)), now);
+        let soon = now + Duration::from_secs(20);
+        assert_eq!(token_renewal(now, Some(soon)), now);
+        assert_eq!(token_renewal(now, Some(now - Duration::from_secs(5))), now);
         assert_eq!(token_renewal(now, None), now + Duration::from_secs(480));
     }
 }

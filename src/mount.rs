@@ -24,7 +24,7 @@ use crate::request::MountRequest;
 use crate::secret::{ExposeSecret, SecretString};
 use crate::spec::{
     self, AccessType, Credential, Credentials, ItemType, ObjectSpec, SecretProviderSpec,
-    SpecDefaults,
+    SpecDefaults, UidRotation,
 };
 
 /// Most type look-ups or single reads in flight at once for one mount.
@@ -429,12 +429,34 @@ async fn login_with(
         .map_err(|e| auth_error(spec, creds, e))
 }
 
-/// Universal Identity: continues this identity's rotation chain and logs in with its newest
-/// token. The first login forks a child token from the init token in the Secret (`fork`), so
-/// the Secret's token stays valid for other nodes and after a restart; later logins rotate the
-/// child, which Akeyless then replaces. When the remembered child is refused (it expired while
-/// unused, or was revoked), the chain starts again from the init token.
+/// Universal Identity. By default (`akeylessUIDRotation: none`) `/auth` gets the presented
+/// token as it is, like every other Akeyless client: this works for every auth method,
+/// including those that deny child tokens (`deny-inheritance`) or rotation (`deny-rotate`).
+///
+/// With `akeylessUIDRotation: fork` it continues this identity's rotation chain and logs in
+/// with its newest token. The first login forks a child token from the init token in the
+/// Secret (`fork`), so the Secret's token stays valid for other nodes and after a restart;
+/// later logins rotate the child, which Akeyless then replaces. When the remembered child is
+/// refused (it expired while unused, or was revoked), the chain starts again from the init
+/// token.
 async fn uid_login(
+    ctx: &ProviderContext,
+    client: &AkeylessClient,
+    spec: &SecretProviderSpec,
+    creds: &Credentials,
+    init: &SecretString,
+) -> Result<AkeylessToken, MountError> {
+    match spec.auth.uid_rotation {
+        UidRotation::None => client
+            .authenticate(&creds.access_id, AuthCredential::UniversalIdentity(init))
+            .await
+            .map_err(|e| auth_error(spec, creds, e)),
+        UidRotation::Fork => uid_chain_login(ctx, client, spec, creds, init).await,
+    }
+}
+
+/// `akeylessUIDRotation: fork`: see [`uid_login`].
+async fn uid_chain_login(
     ctx: &ProviderContext,
     client: &AkeylessClient,
     spec: &SecretProviderSpec,
@@ -492,7 +514,17 @@ async fn describe_items(
                 .describe_item(token, &item)
                 .await
                 .map_err(|e| item_error(&labels_for(objects, &item), e))?;
-            let raw = described.item_type.unwrap_or_default();
+            // An answer without an item type is how Akeyless says there is no such item (the
+            // existing Akeyless provider reads it that way too): NotFound, not a bad type.
+            let Some(raw) = described.item_type.filter(|t| !t.trim().is_empty()) else {
+                return Err(MountError::new(
+                    ErrorCode::NotFound,
+                    format!(
+                        "{}: no such item in Akeyless (describe-item answered without an item); check secretPath",
+                        labels_for(objects, &item)
+                    ),
+                ));
+            };
             let t = ItemType::from_akeyless(&raw).ok_or_else(|| {
                 // The type text comes from the gateway: bounded and scrubbed before it is shown.
                 MountError::invalid(format!(
@@ -819,7 +851,7 @@ async fn login(
             ctx.tokens
                 .get_or_fetch(key, now, || async {
                     let token = authenticate(ctx, client, spec, creds, pod).await?;
-                    let renew_at = identity::token_renewal(now, token.expiration.as_deref());
+                    let renew_at = identity::token_renewal(now, token.expires_at);
                     Ok::<_, MountError>((token, renew_at))
                 })
                 .await

@@ -29,14 +29,89 @@ async fn fixture_with(args: impl FnOnce(&str) -> Vec<String>, env: &[(&str, &str
     f
 }
 
+/// A Universal Identity mount that forks and rotates a token chain (`akeylessUIDRotation: fork`).
 fn uid_request(pod: &SimulatedPod, init_token: &str) -> akeyless_csi_provider::proto::MountRequest {
-    let p = params(&[
+    uid_request_with(pod, UID_ACCESS_ID, init_token, Some("fork"))
+}
+
+fn uid_request_with(
+    pod: &SimulatedPod,
+    access_id: &str,
+    init_token: &str,
+    rotation: Option<&str>,
+) -> akeyless_csi_provider::proto::MountRequest {
+    let mut p = params(&[
         ("akeylessAccessType", "universal_identity"),
-        ("akeylessAccessID", UID_ACCESS_ID),
+        ("akeylessAccessID", access_id),
         ("objects", OBJECTS),
     ]);
+    if let Some(rotation) = rotation {
+        p.insert("akeylessUIDRotation".into(), rotation.into());
+    }
     let secret = params(&[("akeylessUIDInitToken", init_token)]);
     driver::mount_request("spc", &p, pod, &[], Some(&secret))
+}
+
+/// By default a Universal Identity logs in with the presented token itself, as other Akeyless
+/// clients do, so methods with `deny-inheritance` and `deny-rotate` work; no
+/// `/uid-rotate-token` is ever called and the presented token stays the only one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn universal_identity_by_the_presented_token_works_with_deny_inheritance_and_deny_rotate() {
+    let f = fixture_with(|_| vec![], &[]).await;
+    let s = f.state();
+    let web = pod("team-a", "web");
+    for (i, (deny_inheritance, deny_rotate)) in
+        [(false, false), (true, false), (false, true), (true, true)]
+            .into_iter()
+            .enumerate()
+    {
+        let id = format!("p-uiddeny{i}");
+        let init = s.add_universal_identity_auth_with(&id, deny_inheritance, deny_rotate);
+        s.grant_read(&id, "/cloud/*", &[]);
+        let resp = f
+            .mount(uid_request_with(&web, &id, &init, None))
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {}", e.message()));
+        assert_eq!(
+            files(&resp),
+            vec![("db".into(), 0o644, "cloud-value".into())]
+        );
+        assert!(s.uid_token_is_valid(&init));
+        assert_eq!(s.valid_uid_tokens(&id), 1, "{id}: no child token");
+        // The cached t- token is refused: the re-login presents the same token again.
+        s.revoke_all_tokens();
+        f.mount(uid_request_with(&web, &id, &init, Some("none")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.count("/uid-rotate-token"), 0);
+    assert_eq!(s.count("/auth"), 8);
+
+    // Asking for a fork chain on a method that denies it: a clear AuthFailed.
+    let denied = s.add_universal_identity_auth_with("p-uiddeny9", true, false);
+    let msg = expect_error(
+        f.mount(uid_request_with(&web, "p-uiddeny9", &denied, Some("fork")))
+            .await,
+        Code::Unauthenticated,
+        "AuthFailed",
+    );
+    assert!(!msg.contains(&denied), "{msg}");
+    // A bad value names the parameter and the accepted ones.
+    let msg = expect_error(
+        f.mount(uid_request_with(
+            &web,
+            "p-uiddeny9",
+            &denied,
+            Some("rotate"),
+        ))
+        .await,
+        Code::InvalidArgument,
+        "InvalidConfig",
+    );
+    assert!(
+        msg.contains("akeylessUIDRotation") && msg.contains("none") && msg.contains("fork"),
+        "{msg}"
+    );
 }
 
 fn fields_of(f: &Fixture, path: &str) -> Vec<Vec<String>> {

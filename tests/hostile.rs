@@ -129,6 +129,30 @@ async fn token_expiry_that_is_not_a_date_is_ignored() {
         let resp = result.expect("an unreadable expiry is ignored (default lifetime)");
         assert_eq!(files(&resp)[0].2, "v");
     }
+    // The published field, `creds.expiry` (int64 Unix time), in every wrong shape.
+    for (i, creds) in [
+        json!({"expiry": u64::MAX}),
+        json!({"expiry": i64::MIN}),
+        json!({"expiry": 1e300}),
+        json!({"expiry": "soon"}),
+        json!({"expiry": [1]}),
+        json!("not an object"),
+        json!(null),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        gw.on("/auth", Answer::ok(json!({"token": TOKEN, "creds": creds})));
+        let (result, took) = mount(
+            &provider,
+            request_to(&gw.url(), STATIC, &format!("creds-{i}")),
+            Duration::from_secs(10),
+        )
+        .await;
+        report(&format!("auth creds {creds}"), &result, took);
+        let resp = result.expect("an unreadable creds.expiry is ignored");
+        assert_eq!(files(&resp)[0].2, "v");
+    }
     assert_unharmed(&mut provider).await;
 }
 

@@ -500,3 +500,35 @@ async fn azure_ad_workload_identity_as_the_pod() {
     );
     assert_eq!(f.state().requests().len(), before);
 }
+
+/// The published `/auth` answer states the token's lifetime only as `creds.expiry` (Unix
+/// time). A token that lives 4 s must never be presented after it expired: the emulator sends
+/// no `expiration` and counts every call that presents an expired token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_living_4s_by_creds_expiry_is_never_presented_expired() {
+    let f = access_key_fixture(&[]).await;
+    f.state().set_auth_expiration_field(false);
+    f.state().set_token_ttl(Duration::from_secs(4));
+    f.mount(access_key_request(TYPED)).await.unwrap();
+    let first_done = Instant::now();
+    let mut mounts = 1;
+    // Keep mounting (as a rotation poll would) until the first token is surely past its
+    // expiry, then once more.
+    while first_done.elapsed() <= Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let resp = f.mount(access_key_request(TYPED)).await.unwrap();
+        assert_eq!(resp.files.len(), 2);
+        mounts += 1;
+    }
+    assert_eq!(
+        f.state().expired_token_presentations(),
+        0,
+        "an expired token was presented"
+    );
+    let auths = f.state().count("/auth");
+    assert!(
+        auths >= 2 && auths <= mounts,
+        "{auths} /auth for {mounts} mounts"
+    );
+    println!("creds.expiry 4 s: {mounts} mounts, {auths} /auth, 0 expired presentations");
+}

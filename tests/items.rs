@@ -476,3 +476,70 @@ async fn unsupported_akeyless_type_lists_the_supported_ones() {
         "{msg}"
     );
 }
+
+/// A gateway may answer `describe-item` for a missing item with 200 and no item (how the
+/// existing Akeyless provider detects one): `[NotFound]` naming the object, like a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_describe_item_answer_is_not_found() {
+    let f = fixture().await;
+    f.state().put_static_secret("/app/present", "here");
+    let objects =
+        "- secretPath: /app/present\n  fileName: p\n- secretPath: /app/missing\n  fileName: m\n";
+    for empty in [true, false] {
+        f.state().set_describe_missing_as_empty(empty);
+        let msg = expect_error(
+            f.mount(request_for(objects, "default", "web")).await,
+            Code::NotFound,
+            "NotFound",
+        );
+        assert!(msg.contains("/app/missing"), "{msg}");
+        assert!(!msg.contains("/app/present"), "{msg}");
+        assert!(!msg.contains("item type"), "{msg}");
+    }
+    f.state().set_describe_missing_as_empty(true);
+    let resp = f
+        .mount(request_for(
+            "- secretPath: /app/present\n  fileName: p\n",
+            "default",
+            "web",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(files(&resp)[0].2, "here");
+}
+
+/// Rotated values that carry the credential under `payload` or `target_value` are written
+/// whole by default (as the existing Akeyless provider does); `key`/`jq` pick the part, as the
+/// README shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_payload_and_target_value_are_unwrapped_only_when_asked() {
+    let f = fixture().await;
+    f.state().put_rotated_secret(
+        "/rot/custom",
+        serde_json::json!({"payload": "{\"user\":\"app\",\"pass\":\"p1\"}"}),
+    );
+    f.state().put_rotated_secret(
+        "/rot/target",
+        serde_json::json!({"target_value": {"username": "app", "password": "p2"}}),
+    );
+    let objects = "\
+- secretPath: /rot/custom\n  fileName: whole\n  type: rotated\n\
+- secretPath: /rot/custom\n  fileName: payload\n  type: rotated\n  key: payload\n\
+- secretPath: /rot/custom\n  fileName: user\n  type: rotated\n  jq: .payload | fromjson | .user\n\
+- secretPath: /rot/target\n  fileName: creds.json\n  type: rotated\n  key: target_value\n";
+    let resp = f
+        .mount(request_for(objects, "default", "web"))
+        .await
+        .unwrap();
+    let got: std::collections::BTreeMap<String, String> = files(&resp)
+        .into_iter()
+        .map(|(path, _, contents)| (path, contents))
+        .collect();
+    assert_eq!(
+        got["whole"],
+        r#"{"payload":"{\"user\":\"app\",\"pass\":\"p1\"}"}"#
+    );
+    assert_eq!(got["payload"], r#"{"user":"app","pass":"p1"}"#);
+    assert_eq!(got["user"], "app");
+    assert_eq!(got["creds.json"], r#"{"password":"p2","username":"app"}"#);
+}

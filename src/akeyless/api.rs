@@ -46,11 +46,32 @@ pub struct UidRotateTokenResponse {
     pub token: SecretString,
 }
 
+/// `POST /auth`'s answer. The published schema carries the token's lifetime as
+/// `creds.expiry` (int64, Unix time); later schemas add `expiration` (RFC 3339 text).
 #[derive(Deserialize)]
 pub struct AuthResponse {
     pub token: SecretString,
     #[serde(default)]
     pub expiration: Option<String>,
+    /// Anything but an object (never sent by Akeyless) is ignored rather than refused.
+    #[serde(default)]
+    pub creds: Option<CredsField>,
+}
+
+/// `creds` of an `/auth` answer, or whatever a hostile gateway put there instead.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum CredsField {
+    Object(AuthCreds),
+    Other(serde::de::IgnoredAny),
+}
+
+/// The part of `creds` we read (its token duplicates the top-level one and is not kept).
+#[derive(Deserialize)]
+pub struct AuthCreds {
+    /// int64 in the schema; kept as JSON so that a wrong type is ignored, not fatal.
+    #[serde(default)]
+    pub expiry: Option<serde_json::Value>,
 }
 
 /// `POST /describe-item`.

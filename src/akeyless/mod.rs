@@ -7,6 +7,7 @@ mod call;
 mod transport;
 
 use std::fmt;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 
@@ -152,14 +153,47 @@ impl BackendError {
 #[derive(Clone)]
 pub struct AkeylessToken {
     pub token: SecretString,
-    pub expiration: Option<String>,
+    /// When the token expires, as `/auth` stated it (see [`token_expiry`]); `None` when the
+    /// answer carried no usable expiry.
+    pub expires_at: Option<SystemTime>,
+}
+
+/// Unix times above this many seconds are read as milliseconds: 10^11 s is in the year 5138,
+/// while 10^11 ms was in 1973, so no plausible expiry is ambiguous.
+const MILLIS_THRESHOLD: u64 = 100_000_000_000;
+
+/// The expiry an `/auth` answer states. `creds.expiry` is the published field (int64 Unix time:
+/// seconds, or milliseconds when the magnitude shows it); `expiration` (RFC 3339) is the newer
+/// one. When both are present the earlier wins: renewing a token early costs one `/auth`,
+/// presenting an expired one fails a read. Unreadable values are ignored (the caller then
+/// assumes [`crate::identity::DEFAULT_TOKEN_LIFETIME`]); no value can panic or overflow.
+pub fn token_expiry(
+    creds_expiry: Option<&serde_json::Value>,
+    expiration: Option<&str>,
+) -> Option<SystemTime> {
+    let from_creds = creds_expiry
+        .and_then(serde_json::Value::as_u64)
+        .filter(|v| *v > 0)
+        .and_then(|v| {
+            let since_epoch = if v > MILLIS_THRESHOLD {
+                Duration::from_millis(v)
+            } else {
+                Duration::from_secs(v)
+            };
+            SystemTime::UNIX_EPOCH.checked_add(since_epoch)
+        });
+    let from_expiration = expiration.and_then(crate::timefmt::parse_rfc3339);
+    match (from_creds, from_expiration) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 impl fmt::Debug for AkeylessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AkeylessToken")
             .field("token", &"[REDACTED]")
-            .field("expiration", &self.expiration)
+            .field("expires_at", &self.expires_at)
             .finish()
     }
 }
@@ -327,9 +361,14 @@ impl AkeylessClient {
             }
         }
         let response: AuthResponse = self.call(Operation::Auth, &request).await?;
+        let creds_expiry = match &response.creds {
+            Some(CredsField::Object(creds)) => creds.expiry.as_ref(),
+            _ => None,
+        };
+        let expires_at = token_expiry(creds_expiry, response.expiration.as_deref());
         Ok(AkeylessToken {
             token: response.token,
-            expiration: response.expiration,
+            expires_at,
         })
     }
 
@@ -551,6 +590,59 @@ mod tests {
             scrub("Status 404 Not Found, item /a/b"),
             "Status 404 Not Found, item /a/b"
         );
+    }
+
+    #[test]
+    fn token_expiry_reads_creds_expiry_and_expiration() {
+        use serde_json::json;
+        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let now = 1_800_000_000;
+        // Seconds and milliseconds, told apart by magnitude.
+        assert_eq!(token_expiry(Some(&json!(now)), None), Some(at(now)));
+        assert_eq!(
+            token_expiry(Some(&json!(now * 1000 + 500)), None),
+            Some(at(now) + Duration::from_millis(500))
+        );
+        // Both present: the earlier one, whichever it is.
+        let later = crate::timefmt::rfc3339(at(now + 60)).unwrap();
+        let earlier = crate::timefmt::rfc3339(at(now - 60)).unwrap();
+        assert_eq!(token_expiry(Some(&json!(now)), Some(&later)), Some(at(now)));
+        assert_eq!(
+            token_expiry(Some(&json!(now)), Some(&earlier)),
+            Some(at(now - 60))
+        );
+        assert_eq!(token_expiry(None, Some(&later)), Some(at(now + 60)));
+        // Hostile or absent values are ignored, never a panic or an overflow.
+        for bad in [
+            json!(-5),
+            json!(0),
+            json!(u64::MAX),
+            json!(i64::MAX),
+            json!(1.5e300),
+            json!("1800000000"),
+            json!(null),
+            json!({"x": 1}),
+        ] {
+            let got = token_expiry(Some(&bad), None);
+            assert!(got.is_none() || got > Some(at(now)), "{bad} gave {got:?}");
+        }
+        assert_eq!(token_expiry(None, Some("not a date")), None);
+        assert_eq!(token_expiry(None, None), None);
+        // The /auth answer's shapes, including a creds that is not an object.
+        let parse = |v: serde_json::Value| {
+            let r: AuthResponse = serde_json::from_value(v).unwrap();
+            let e = match &r.creds {
+                Some(CredsField::Object(c)) => c.expiry.clone(),
+                _ => None,
+            };
+            token_expiry(e.as_ref(), r.expiration.as_deref())
+        };
+        assert_eq!(
+            parse(json!({"token": "t-1", "creds": {"expiry": now, "token": "t-1"}})),
+            Some(at(now))
+        );
+        assert_eq!(parse(json!({"token": "t-1", "creds": "odd"})), None);
+        assert_eq!(parse(json!({"token": "t-1", "creds": null})), None);
     }
 
     #[test]

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use crate::secret::{ExposeSecret, SecretString};
 use crate::spec::AzureWorkloadIdentity;
 
-/// The resource Akeyless expects the Azure token for.
+/// The resource Akeyless expects the Azure token for, in the public cloud (other clouds:
+/// [`crate::spec::AzureCloud::arm_scope`], chosen by `akeylessAzureCloud`).
 pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
 
 #[derive(Deserialize)]
@@ -54,7 +55,7 @@ pub async fn cloud_id(
     let form = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "client_credentials")
         .append_pair("client_id", &identity.client_id)
-        .append_pair("scope", ARM_SCOPE)
+        .append_pair("scope", identity.cloud.arm_scope())
         .append_pair(
             "client_assertion_type",
             "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",

@@ -20,6 +20,11 @@ use serde::Deserialize;
 use crate::secret::{ExposeSecret, SecretString};
 use crate::spec::GcpWorkloadIdentity;
 
+/// The metadata server's ID-token endpoint of the instance's default service account
+/// (asked with `audience` and `format=full`, header `Metadata-Flavor: Google`).
+pub const METADATA_IDENTITY_PATH: &str =
+    "/computeMetadata/v1/instance/service-accounts/default/identity";
+
 /// Where the metadata server answers inside GCP.
 pub const DEFAULT_METADATA_URL: &str = "http://metadata.google.internal";
 /// Google's Security Token Service.
@@ -310,12 +315,11 @@ pub async fn cloud_id(
     audience: &str,
 ) -> Result<SecretString, GcpError> {
     let base = base_url.trim_end_matches('/');
-    let mut url = url::Url::parse(&format!(
-        "{base}/computeMetadata/v1/instance/service-account/identity"
-    ))
-    .map_err(|e| GcpError::Unreachable {
-        url: base.to_string(),
-        detail: e.to_string(),
+    let mut url = url::Url::parse(&format!("{base}{METADATA_IDENTITY_PATH}")).map_err(|e| {
+        GcpError::Unreachable {
+            url: base.to_string(),
+            detail: e.to_string(),
+        }
     })?;
     url.query_pairs_mut()
         .append_pair("audience", audience)

@@ -68,6 +68,7 @@ impl Command {
 enum ErrorKind {
     BadRequest,
     Unauthorized,
+    Forbidden,
     NotFound,
 }
 
@@ -93,6 +94,13 @@ impl ApiError {
         }
     }
 
+    fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Forbidden,
+            message: message.into(),
+        }
+    }
+
     fn not_found(message: impl Into<String>) -> Self {
         Self {
             kind: ErrorKind::NotFound,
@@ -106,6 +114,7 @@ impl ApiError {
         let (status, code) = match self.kind {
             ErrorKind::BadRequest => (StatusCode::BAD_REQUEST, "BadRequest"),
             ErrorKind::Unauthorized => (StatusCode::UNAUTHORIZED, "UnauthorizedAccess"),
+            ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "Forbidden"),
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "NotFound"),
         };
         let prefix = command.map_or("failed to process request", Command::failure);
@@ -163,6 +172,18 @@ pub(crate) fn execute(
         state,
         identity: None,
     };
+    if let Err(e) = check_fields(command, body) {
+        return (None, Err(e));
+    }
+    let with_session;
+    let body = match uid_token_session(state, command, body) {
+        Ok(Some(rewritten)) => {
+            with_session = rewritten;
+            &with_session
+        }
+        Ok(None) => body,
+        Err(e) => return (None, Err(e)),
+    };
     let result = match command {
         Command::Auth => decode(body).and_then(|r| call.auth(r, review)),
         Command::ValidateToken => decode(body).and_then(|r| call.validate_token(r)),
@@ -179,6 +200,192 @@ pub(crate) fn execute(
         Command::UidRotateToken => decode(body).and_then(|r| call.uid_rotate_token(r)),
     };
     (call.identity, result)
+}
+
+/// The request fields Akeyless's published schema accepts for `command` (with the fields later
+/// schemas added: `uid-token` on `/auth`), as `tests/contract.rs` checks against
+/// `tests/data/akeyless-api-subset.json`. Any other field is refused with 400, so a client
+/// that misspells a field fails here instead of being silently ignored by a real gateway.
+/// `None`: a command the schema file does not cover (`/validate-token`), not checked.
+pub fn accepted_request_fields(path: &str) -> Option<&'static [&'static str]> {
+    let command = Command::from_path(path)?;
+    command.accepted_fields()
+}
+
+impl Command {
+    fn accepted_fields(self) -> Option<&'static [&'static str]> {
+        match self {
+            Command::Auth => Some(&[
+                "access-id",
+                "access-key",
+                "access-type",
+                "account-id",
+                "admin-email",
+                "admin-password",
+                "cert-data",
+                "cloud-id",
+                "debug",
+                "gateway-url",
+                "gcp-audience",
+                "json",
+                "jwt",
+                "k8s-auth-config-name",
+                "k8s-service-account-token",
+                "key-data",
+                "ldap_password",
+                "ldap_username",
+                "oci-auth-type",
+                "oci-group-ocid",
+                "uid-token",
+                "uid_token",
+            ]),
+            Command::DescribeItem => Some(&[
+                "accessibility",
+                "bastion-details",
+                "display-id",
+                "gateway-details",
+                "item-id",
+                "json",
+                "name",
+                "services-details",
+                "show-versions",
+                "token",
+                "uid-token",
+            ]),
+            Command::GetSecretValue => Some(&[
+                "accessibility",
+                "ignore-cache",
+                "json",
+                "names",
+                "pretty-print",
+                "token",
+                "uid-token",
+                "version",
+            ]),
+            Command::GetRotatedSecretValue => Some(&[
+                "host",
+                "ignore-cache",
+                "json",
+                "names",
+                "token",
+                "uid-token",
+                "version",
+            ]),
+            Command::GetDynamicSecretValue => Some(&[
+                "args",
+                "host",
+                "json",
+                "name",
+                "target",
+                "timeout",
+                "token",
+                "uid-token",
+            ]),
+            Command::GetCertificateValue => Some(&[
+                "cert-issuer-name",
+                "display-id",
+                "ignore-cache",
+                "issuance-token",
+                "json",
+                "name",
+                "token",
+                "uid-token",
+                "version",
+            ]),
+            Command::GetPkiCertificate => Some(&[
+                "alt-names",
+                "cert-issuer-name",
+                "common-name",
+                "csr-data-base64",
+                "extended-key-usage",
+                "extra-extensions",
+                "json",
+                "key-data-base64",
+                "token",
+                "ttl",
+                "uid-token",
+                "uri-sans",
+            ]),
+            Command::UidRotateToken => Some(&[
+                "fork",
+                "json",
+                "send-manual-ack-token",
+                "uid-token",
+                "with-manual-ack",
+            ]),
+            Command::ValidateToken => None,
+        }
+    }
+}
+
+/// 400 for a field the schema does not accept (see [`accepted_request_fields`]).
+fn check_fields(command: Command, body: &Value) -> ApiResult<()> {
+    let (Some(accepted), Some(fields)) = (command.accepted_fields(), body.as_object()) else {
+        return Ok(());
+    };
+    match fields.keys().find(|k| !accepted.contains(&k.as_str())) {
+        Some(unknown) => Err(ApiError::bad_request(format!(
+            "invalid request body: unknown field {unknown:?}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Item commands take either `token` (a `t-` token from `/auth`) or `uid-token` (a Universal
+/// Identity token, used directly). For the latter this returns the body with `token` set to a
+/// session of that identity, so the command runs as it; `None` when there is nothing to do.
+fn uid_token_session(
+    state: &EmulatorState,
+    command: Command,
+    body: &Value,
+) -> ApiResult<Option<Value>> {
+    if matches!(
+        command,
+        Command::Auth | Command::ValidateToken | Command::UidRotateToken
+    ) {
+        return Ok(None);
+    }
+    let present = |field: &str| {
+        body.get(field)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    if present("token").is_some() {
+        return Ok(None);
+    }
+    let Some(uid_token) = present("uid-token") else {
+        return Ok(None);
+    };
+    let mut data = state.lock();
+    let access_id = match data.uid_tokens.get(uid_token) {
+        Some(t) if t.valid => t.access_id.clone(),
+        _ => {
+            return Err(ApiError::unauthorized(
+                "invalid, expired or revoked universal identity token",
+            ));
+        }
+    };
+    let session_token = format!("t-{}", random_hex(16));
+    let expires_at = add_saturating(SystemTime::now(), data.token_ttl);
+    data.insert_session(
+        session_token.clone(),
+        Session {
+            identity: Identity {
+                access_id,
+                access_type: "universal_identity".to_owned(),
+                namespace: None,
+                service_account: None,
+                pod_uid: None,
+                subject: None,
+            },
+            expires_at,
+        },
+    );
+    let mut body = body.clone();
+    if let Some(object) = body.as_object_mut() {
+        object.insert("token".to_owned(), Value::String(session_token));
+    }
+    Ok(Some(body))
 }
 
 /// Decodes a typed request like Go's `encoding/json` would: unknown fields are ignored, a
@@ -340,7 +547,7 @@ impl Call<'_> {
         };
         let now = SystemTime::now();
         let identity = match method {
-            Some(AuthMethod::UniversalIdentity) => self.uid_login(access_id, &req),
+            Some(AuthMethod::UniversalIdentity { .. }) => self.uid_login(access_id, &req),
             Some(AuthMethod::AwsIam { bound_arns }) => {
                 aws_login(self.state, access_id, &bound_arns, &req, now)
             }
@@ -353,7 +560,7 @@ impl Call<'_> {
         })?;
 
         let token = format!("t-{}", random_hex(16));
-        let expires_at = {
+        let (expires_at, with_expiration) = {
             let mut data = self.state.lock();
             let expires_at = add_saturating(now, data.token_ttl);
             let session = Session {
@@ -361,18 +568,21 @@ impl Call<'_> {
                 expires_at,
             };
             data.insert_session(token.clone(), session);
-            expires_at
+            (expires_at, data.auth_expiration_field)
         };
         self.identity = Some(identity);
-        Ok(json!({
+        let mut answer = json!({
             "token": token,
-            "expiration": rfc3339(expires_at),
             "creds": {
                 "access_id": access_id,
                 "expiry": unix_secs(expires_at),
                 "token": token,
             },
-        }))
+        });
+        if with_expiration {
+            answer["expiration"] = json!(rfc3339(expires_at));
+        }
+        Ok(answer)
     }
 
     /// `universal_identity`: a live `u-` token of this access id.
@@ -408,9 +618,24 @@ impl Call<'_> {
                 ));
             }
         };
-        if !req.fork.unwrap_or(false)
-            && let Some(t) = data.uid_tokens.get_mut(token)
+        let fork = req.fork.unwrap_or(false);
+        if let Some(AuthMethod::UniversalIdentity {
+            deny_inheritance,
+            deny_rotate,
+        }) = data.auth_methods.get(&access_id)
         {
+            if *deny_rotate {
+                return Err(ApiError::forbidden(
+                    "the auth method of this token denies rotation (deny-rotate)",
+                ));
+            }
+            if fork && *deny_inheritance {
+                return Err(ApiError::forbidden(
+                    "the auth method of this token denies child tokens (deny-inheritance)",
+                ));
+            }
+        }
+        if !fork && let Some(t) = data.uid_tokens.get_mut(token) {
             t.valid = false;
         }
         let next = format!("u-{}", super::util::random_alphanumeric(24));
@@ -461,6 +686,7 @@ impl Call<'_> {
     fn authenticate(&mut self, token: &Option<String>) -> ApiResult<Identity> {
         let session = self.session(token)?;
         if session.expires_at <= SystemTime::now() {
+            self.state.lock().expired_token_presentations += 1;
             return Err(ApiError::unauthorized("token expired"));
         }
         self.identity = Some(session.identity.clone());
@@ -511,9 +737,19 @@ impl Call<'_> {
     fn describe_item(&mut self, req: DescribeItemRequest) -> ApiResult<Value> {
         let name = required(&req.name, "name")?;
         let show_versions = req.show_versions == Some(true);
-        self.with_item(&req.token, name, |item| {
+        let answer = self.with_item(&req.token, name, |item| {
             Ok(describe(name, item, show_versions))
-        })
+        });
+        match answer {
+            // Some gateways answer a missing item with 200 and no item at all.
+            Err(e)
+                if matches!(e.kind, ErrorKind::NotFound)
+                    && self.state.lock().describe_missing_as_empty =>
+            {
+                Ok(json!({}))
+            }
+            other => other,
+        }
     }
 
     /// A wrong item type for the command is a 400: the request cannot succeed as sent.
@@ -645,9 +881,19 @@ impl Call<'_> {
                 .ok_or_else(|| {
                     ApiError::bad_request("csr-data-base64 is not base64 of a PEM CSR")
                 })?;
-            let ttl = requested_ttl.map_or(*max_ttl, |t| {
-                std::time::Duration::from_secs(t).min(*max_ttl)
-            });
+            // Like Akeyless, a ttl beyond the issuer's max is refused, not shortened.
+            let ttl = match requested_ttl.map(std::time::Duration::from_secs) {
+                None => *max_ttl,
+                Some(t) if t > *max_ttl => {
+                    return Err(ApiError::bad_request(format!(
+                        "requested ttl {}s exceeds the max ttl {}s of issuer {}",
+                        t.as_secs(),
+                        max_ttl.as_secs(),
+                        normalize_name(name)
+                    )));
+                }
+                Some(t) => t,
+            };
             let cert = super::pki::sign_csr(ca_cert_pem, ca_key_pem, &csr, ttl)
                 .map_err(ApiError::bad_request)?;
             Ok(json!({
@@ -868,7 +1114,7 @@ fn login(
                 subject: Some(email.to_owned()),
             })
         }
-        AuthMethod::UniversalIdentity | AuthMethod::AwsIam { .. } => {
+        AuthMethod::UniversalIdentity { .. } | AuthMethod::AwsIam { .. } => {
             Err("handled before the generic login".into())
         }
         AuthMethod::Jwt { bound_subjects } => {

@@ -6,7 +6,7 @@
 //!   decodes the `cloud-id`, **verifies the SigV4 signature** of the unsent GetCallerIdentity with
 //!   the secret it issued, and binds the role ARN.
 //! - The GCE metadata server's identity endpoint (`GET /computeMetadata/v1/instance/
-//!   service-account/identity?audience=…`, header `Metadata-Flavor: Google`): an ID token of the
+//!   service-accounts/default/identity?audience=…&format=full`, header `Metadata-Flavor: Google`): an ID token of the
 //!   configured node service account, signed by the emulator; `/auth` `gcp` verifies it.
 //! - Google STS token exchange (`POST /v1/token`, form or JSON body, errors like Google's
 //!   `{"error": "invalid_grant", "error_description": …}` with 400): takes a service-account
@@ -254,15 +254,21 @@ pub(crate) fn verify_aws_cloud_id(
     Ok(key.arn)
 }
 
-/// `GET /computeMetadata/v1/instance/service-account/identity`.
+/// `GET /computeMetadata/v1/instance/service-accounts/default/identity?audience=…&format=full`.
+/// Like the real server it refuses a request without `Metadata-Flavor: Google`; the emulator
+/// also refuses one without `format=full` (the client always asks for the full token, whose
+/// claims the GCP auth method checks).
 pub(crate) async fn gcp_identity(
     State(state): State<EmulatorState>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let audience = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "audience")
-        .map(|(_, v)| v.into_owned());
+    let query = |name: &str| {
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let audience = query("audience");
     if headers.get("metadata-flavor").and_then(|v| v.to_str().ok()) != Some("Google") {
         return (
             StatusCode::FORBIDDEN,
@@ -277,6 +283,13 @@ pub(crate) async fn gcp_identity(
         )
             .into_response();
     };
+    if query("format").as_deref() != Some("full") {
+        return (
+            StatusCode::BAD_REQUEST,
+            "this emulator serves only format=full identity tokens",
+        )
+            .into_response();
+    }
     let Some(email) = state.lock().gcp_node_account.clone() else {
         return (StatusCode::NOT_FOUND, "no service account").into_response();
     };

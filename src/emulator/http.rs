@@ -44,7 +44,7 @@ pub(crate) fn router(state: EmulatorState) -> Router {
         )
         .route("/aws-sts", axum::routing::post(super::cloud::sts))
         .route(
-            "/computeMetadata/v1/instance/service-account/identity",
+            crate::cloud::gcp::METADATA_IDENTITY_PATH,
             axum::routing::get(super::cloud::gcp_identity),
         )
         .route("/v1/token", axum::routing::post(super::cloud::google_sts))
@@ -61,10 +61,24 @@ pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> 
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// The command path of a request to a gateway prefix (`/api/v2/auth` → `/auth`).
+pub(crate) fn strip_gateway_prefix(path: &str) -> &str {
+    for prefix in ["/api/v2", "/v2"] {
+        if let Some(rest) = path.strip_prefix(prefix)
+            && rest.starts_with('/')
+        {
+            return rest;
+        }
+    }
+    path
+}
+
 /// Entry point for every non-admin request.
 async fn akeyless_api(State(state): State<EmulatorState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let path = parts.uri.path().to_owned();
+    // A gateway serves the API under /api/v2 (and /v2) as well as at its root; the request
+    // log, counts and faults use the command's path without the prefix.
+    let path = strip_gateway_prefix(parts.uri.path()).to_owned();
     let mut record = RecordedRequest {
         path: path.clone(),
         ..RecordedRequest::default()

@@ -62,6 +62,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use api::accepted_request_fields;
 pub use seed::{Seed, SeedAuthMethod, SeedCertificate, SeedGrant, SeedItem};
 pub use state::{EmulatorState, Identity, RecordedRequest};
 pub use tokenreview::SeedK8sAuthConfig;

@@ -96,8 +96,13 @@ pub(crate) enum AuthMethod {
     AzureAd {
         bound_object_ids: Vec<String>,
     },
-    /// `universal_identity`: a live `u-` token issued for this access id.
-    UniversalIdentity,
+    /// `universal_identity`: a live `u-` token issued for this access id. `deny_inheritance`
+    /// refuses child tokens (`/uid-rotate-token` with `fork`); `deny_rotate` refuses every
+    /// `/uid-rotate-token`. `/auth` with the token itself works either way.
+    UniversalIdentity {
+        deny_inheritance: bool,
+        deny_rotate: bool,
+    },
     /// `aws_iam`: a signed GetCallerIdentity whose signer's ARN is bound (empty: any).
     AwsIam {
         bound_arns: Vec<String>,
@@ -135,7 +140,7 @@ impl AuthMethod {
             Self::K8s { .. } => "k8s",
             Self::Jwt { .. } => "jwt",
             Self::AzureAd { .. } => "azure_ad",
-            Self::UniversalIdentity => "universal_identity",
+            Self::UniversalIdentity { .. } => "universal_identity",
             Self::AwsIam { .. } => "aws_iam",
             Self::Gcp { .. } => "gcp",
         }
@@ -216,6 +221,13 @@ pub(crate) struct Data {
     /// Session-map size that triggers the next sweep of expired tokens (amortised O(1)).
     sweep_at: usize,
     pub token_ttl: Duration,
+    /// Whether `/auth` answers also carry `expiration` (later schemas); without it only the
+    /// published `creds.expiry` states the lifetime.
+    pub(crate) auth_expiration_field: bool,
+    /// Item calls that presented a token after its expiry (each answered 401).
+    pub(crate) expired_token_presentations: usize,
+    /// Whether `/describe-item` answers a missing (but permitted) item with 200 and `{}`.
+    pub(crate) describe_missing_as_empty: bool,
     pub faults: Faults,
     log: VecDeque<RecordedRequest>,
     counts: HashMap<String, usize>,
@@ -241,6 +253,9 @@ impl Default for Data {
             accounts: HashMap::new(),
             next_item_id: FIRST_ITEM_ID,
             sessions: HashMap::new(),
+            auth_expiration_field: true,
+            expired_token_presentations: 0,
+            describe_missing_as_empty: false,
             sweep_at: 1024,
             token_ttl: DEFAULT_TOKEN_TTL,
             faults: Faults::default(),
@@ -534,7 +549,24 @@ impl EmulatorState {
 
     /// Registers a `universal_identity` auth method and returns its first token (`u-…`).
     pub fn add_universal_identity_auth(&self, access_id: &str) -> String {
-        self.add_auth_method(access_id, AuthMethod::UniversalIdentity);
+        self.add_universal_identity_auth_with(access_id, false, false)
+    }
+
+    /// The same, with Akeyless's `deny-inheritance` (no child tokens: a `fork` is refused) and
+    /// `deny-rotate` (every `/uid-rotate-token` is refused) options of the auth method.
+    pub fn add_universal_identity_auth_with(
+        &self,
+        access_id: &str,
+        deny_inheritance: bool,
+        deny_rotate: bool,
+    ) -> String {
+        self.add_auth_method(
+            access_id,
+            AuthMethod::UniversalIdentity {
+                deny_inheritance,
+                deny_rotate,
+            },
+        );
         self.issue_uid_token(access_id)
     }
 
@@ -722,6 +754,23 @@ impl EmulatorState {
     }
 
     /// Forgets every issued token; their next use answers 401.
+    /// Whether `/auth` answers carry `expiration` besides `creds.expiry` (default true). Off, the
+    /// answer has only the fields of the published schema.
+    pub fn set_auth_expiration_field(&self, send: bool) {
+        self.lock().auth_expiration_field = send;
+    }
+
+    /// Whether `/describe-item` answers a missing item with 200 and an empty object (as some
+    /// gateways do) instead of 404.
+    pub fn set_describe_missing_as_empty(&self, empty: bool) {
+        self.lock().describe_missing_as_empty = empty;
+    }
+
+    /// How many calls presented a `t-` token after it expired.
+    pub fn expired_token_presentations(&self) -> usize {
+        self.lock().expired_token_presentations
+    }
+
     pub fn revoke_all_tokens(&self) {
         self.lock().sessions.clear();
     }

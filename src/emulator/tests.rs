@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::{Emulator, EmulatorState};
+use crate::secret::ExposeSecret as _;
 
 const ACCESS_ID: &str = "p-key";
 const ACCESS_KEY: &str = "super-secret-access-key";
@@ -814,4 +815,173 @@ async fn shutdown_closes_the_port() {
     f.emulator.shutdown().await;
     let result = f.http.post(format!("{url}/auth")).body("{}").send().await;
     assert!(result.is_err());
+}
+
+/// The metadata server's identity endpoint lives where GCE serves it
+/// (`service-accounts/default/identity`, with `audience` and `format=full`, header
+/// `Metadata-Flavor: Google`); the client asks exactly there.
+#[tokio::test]
+async fn gcp_metadata_identity_path() {
+    let f = Fixture::new().await;
+    f.state()
+        .set_gcp_node_service_account("node@p.iam.gserviceaccount.com");
+    let base = f.emulator.url();
+    let get = |path: String, flavor: bool| {
+        let mut request = f.http.get(format!("{base}{path}"));
+        if flavor {
+            request = request.header("Metadata-Flavor", "Google");
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let real = "/computeMetadata/v1/instance/service-accounts/default/identity";
+    assert_eq!(
+        get(format!("{real}?audience=a&format=full"), true).await,
+        200
+    );
+    assert_eq!(
+        get(format!("{real}?audience=a&format=full"), false).await,
+        403
+    );
+    assert_eq!(get(format!("{real}?audience=a"), true).await, 400);
+    assert_eq!(get(format!("{real}?format=full"), true).await, 400);
+    // The path older releases asked: no such route on a real metadata server.
+    let old = "/computeMetadata/v1/instance/service-account/identity?audience=a&format=full";
+    assert_ne!(get(old.to_owned(), true).await, 200);
+
+    let cloud_id = crate::cloud::gcp::cloud_id(&f.http, &base, "aud-1")
+        .await
+        .unwrap();
+    let jwt = STANDARD.decode(cloud_id.expose_secret()).unwrap();
+    let jwt = String::from_utf8(jwt).unwrap();
+    let claims = jwt.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["aud"], "aud-1");
+}
+
+/// Every command is also served under the gateway prefixes `/api/v2` and `/v2`; the request
+/// log names the command without the prefix.
+#[tokio::test]
+async fn gateway_prefixes() {
+    let f = Fixture::new().await;
+    f.state().put_static_secret("/app/a", "A");
+    for prefix in ["", "/api/v2", "/v2"] {
+        let (status, body) = f
+            .post(
+                &format!("{prefix}/auth"),
+                json!({"access-id": ACCESS_ID, "access-type": "access_key", "access-key": ACCESS_KEY}),
+            )
+            .await;
+        assert_eq!(status, 200, "{prefix}: {body}");
+        let token = body["token"].as_str().unwrap();
+        let (status, body) = f
+            .post(
+                &format!("{prefix}/get-secret-value"),
+                json!({"names": ["/app/a"], "token": token}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["/app/a"].as_str()),
+            (200, Some("A")),
+            "{prefix}"
+        );
+    }
+    assert_eq!(f.state().count("/auth"), 3);
+    assert_eq!(f.state().count("/get-secret-value"), 3);
+    let (status, _) = f.post("/api/v3/auth", json!({})).await;
+    assert_eq!(status, 404);
+}
+
+/// Item calls take `uid-token` (a Universal Identity token, used directly) instead of `token`;
+/// the auth method's `deny-inheritance` and `deny-rotate` refuse forks and rotations, never
+/// `/auth` with the token itself.
+#[tokio::test]
+async fn universal_identity_options_and_uid_token_on_items() {
+    let f = Fixture::new().await;
+    let s = f.state();
+    s.put_static_secret("/uid/a", "A");
+    let plain = s.add_universal_identity_auth("p-uid");
+    s.grant_read("p-uid", "/uid/*", &[]);
+    let (status, body) = f
+        .post(
+            "/get-secret-value",
+            json!({"names": ["/uid/a"], "uid-token": plain}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["/uid/a"].as_str()),
+        (200, Some("A")),
+        "{body}"
+    );
+    let (status, _) = f
+        .post(
+            "/describe-item",
+            json!({"name": "/uid/a", "uid-token": "u-unknown000000000000000"}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = f.post("/describe-item", json!({"name": "/uid/a"})).await;
+    assert_eq!(status, 401, "no token at all");
+
+    for (deny_inheritance, deny_rotate) in [(true, false), (false, true), (true, true)] {
+        let id = format!("p-uid-{deny_inheritance}-{deny_rotate}");
+        let token = s.add_universal_identity_auth_with(&id, deny_inheritance, deny_rotate);
+        let (fork, _) = f
+            .post(
+                "/uid-rotate-token",
+                json!({"uid-token": token, "fork": true}),
+            )
+            .await;
+        assert_eq!(fork, 403, "{id}: fork");
+        let (rotate, _) = f
+            .post("/uid-rotate-token", json!({"uid-token": token}))
+            .await;
+        assert_eq!(rotate == 403, deny_rotate, "{id}: rotate answered {rotate}");
+        let live = if deny_rotate {
+            token
+        } else {
+            // The rotation replaced the token.
+            assert!(!s.uid_token_is_valid(&token));
+            continue;
+        };
+        let (status, body) = f
+            .post(
+                "/auth",
+                json!({"access-id": id, "access-type": "universal_identity", "uid-token": live}),
+            )
+            .await;
+        assert_eq!(status, 200, "{id}: {body}");
+    }
+}
+
+/// A PKI `ttl` beyond the issuer's max is refused (400), not silently shortened.
+#[tokio::test]
+async fn pki_ttl_beyond_the_max_is_refused() {
+    let f = Fixture::new().await;
+    f.state()
+        .put_pki_issuer("/app/issuer", Duration::from_secs(3600));
+    let token = f.login().await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = rcgen::CertificateParams::new(vec!["x.svc".into()])
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let body = |ttl: &str| {
+        json!({"cert-issuer-name": "/app/issuer", "csr-data-base64": STANDARD.encode(&csr),
+               "ttl": ttl, "token": token})
+    };
+    let (status, answer) = f.post("/get-pki-certificate", body("3600")).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = f.post("/get-pki-certificate", body("3601")).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        error_text(&answer).contains("exceeds the max ttl"),
+        "{answer}"
+    );
 }

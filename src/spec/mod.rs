@@ -38,6 +38,8 @@ pub mod keys {
     pub const AZURE_CLIENT_ID: &str = "akeylessAzureClientID";
     pub const AZURE_TENANT_ID: &str = "akeylessAzureTenantID";
     pub const AZURE_AUTHORITY_HOST: &str = "akeylessAzureAuthorityHost";
+    pub const AZURE_CLOUD: &str = "akeylessAzureCloud";
+    pub const UID_ROTATION: &str = "akeylessUIDRotation";
     pub const GCP_AUDIENCE: &str = "akeylessGCPAudience";
     pub const GCP_SERVICE_ACCOUNT: &str = "akeylessGCPServiceAccount";
     pub const GCP_WORKLOAD_IDENTITY_PROVIDER: &str = "akeylessGCPWorkloadIdentityProvider";
@@ -61,6 +63,8 @@ pub mod keys {
         AZURE_CLIENT_ID,
         AZURE_TENANT_ID,
         AZURE_AUTHORITY_HOST,
+        AZURE_CLOUD,
+        UID_ROTATION,
         GCP_AUDIENCE,
         GCP_SERVICE_ACCOUNT,
         GCP_WORKLOAD_IDENTITY_PROVIDER,
@@ -185,6 +189,8 @@ pub struct AuthSettings {
     pub k8s_auth_config_name: Option<String>,
     pub token_audience: Option<String>,
     pub token_scope: TokenScope,
+    /// `universal_identity` only: whether logins fork and rotate a token chain.
+    pub uid_rotation: UidRotation,
     pub azure_object_id: Option<String>,
     /// Azure AD workload identity: the pod's token is exchanged for an ARM token of this app.
     /// `None`: the node's managed identity behind `--azure-provider-identity`
@@ -307,8 +313,65 @@ fn valid_wi_provider(provider: &str) -> bool {
 pub struct AzureWorkloadIdentity {
     pub client_id: String,
     pub tenant_id: String,
-    /// `https://login.microsoftonline.com` unless set (sovereign clouds, tests).
+    /// `akeylessAzureAuthorityHost`, else the cloud's own Azure AD host.
     pub authority_host: String,
+    /// `akeylessAzureCloud`: which ARM resource the token is asked for.
+    pub cloud: AzureCloud,
+}
+
+/// The Azure cloud of an `azure_ad` identity (`akeylessAzureCloud`): it fixes the ARM scope the
+/// token is asked for and the default Azure AD authority.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AzureCloud {
+    #[default]
+    Public,
+    UsGovernment,
+    China,
+}
+
+impl AzureCloud {
+    pub const ACCEPTED: &'static str = "public, usgovernment or china";
+
+    pub fn parse(value: &str) -> Option<AzureCloud> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "public" | "azurepubliccloud" => Some(AzureCloud::Public),
+            "usgovernment" | "azureusgovernment" | "azureusgovernmentcloud" => {
+                Some(AzureCloud::UsGovernment)
+            }
+            "china" | "azurechinacloud" => Some(AzureCloud::China),
+            _ => None,
+        }
+    }
+
+    /// The OAuth scope of an ARM (Azure Resource Manager) token in this cloud.
+    pub fn arm_scope(self) -> &'static str {
+        match self {
+            AzureCloud::Public => "https://management.azure.com/.default",
+            AzureCloud::UsGovernment => "https://management.usgovcloudapi.net/.default",
+            AzureCloud::China => "https://management.chinacloudapi.cn/.default",
+        }
+    }
+
+    /// This cloud's Azure AD authority host (one of [`AZURE_AUTHORITY_HOSTS`]).
+    pub fn authority_host(self) -> &'static str {
+        match self {
+            AzureCloud::Public => AZURE_PUBLIC_AUTHORITY,
+            AzureCloud::UsGovernment => "https://login.microsoftonline.us",
+            AzureCloud::China => "https://login.chinacloudapi.cn",
+        }
+    }
+}
+
+/// How a Universal Identity logs in (`akeylessUIDRotation`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UidRotation {
+    /// `/auth` with the presented token, as other Akeyless clients do; works for every auth
+    /// method, including `deny-inheritance` and `deny-rotate` ones.
+    #[default]
+    None,
+    /// Fork a child token from the presented one (`/uid-rotate-token` with `fork`), then
+    /// rotate that child at every login.
+    Fork,
 }
 
 /// Azure AD's authority host in the public cloud (the default).
@@ -679,8 +742,22 @@ impl SecretProviderSpec {
                         ),
                     );
                 }
+                let cloud = match params.get(keys::AZURE_CLOUD) {
+                    None => AzureCloud::Public,
+                    Some(v) => AzureCloud::parse(v).unwrap_or_else(|| {
+                        problem(
+                            keys::AZURE_CLOUD,
+                            format!(
+                                "parameter {} {v:?} is not an Azure cloud; use {} (default public)",
+                                keys::AZURE_CLOUD,
+                                AzureCloud::ACCEPTED
+                            ),
+                        );
+                        AzureCloud::Public
+                    }),
+                };
                 let authority_host = match params.get(keys::AZURE_AUTHORITY_HOST) {
-                    None => AZURE_PUBLIC_AUTHORITY.to_string(),
+                    None => cloud.authority_host().to_string(),
                     Some(url) => match normalize_gateway_url(url) {
                         Ok(url)
                             if !AZURE_AUTHORITY_HOSTS.contains(&url.as_str())
@@ -714,6 +791,7 @@ impl SecretProviderSpec {
                         client_id,
                         tenant_id,
                         authority_host,
+                        cloud,
                     }),
                     _ => None,
                 }
@@ -824,6 +902,21 @@ impl SecretProviderSpec {
             }
             _ => None,
         };
+        let uid_rotation = match params.get(keys::UID_ROTATION).map(str::trim) {
+            None | Some("none") => UidRotation::None,
+            Some("fork") => UidRotation::Fork,
+            Some(other) => {
+                problem(
+                    keys::UID_ROTATION,
+                    format!(
+                        "parameter {} {other:?} is not supported; use none (the default: log in \
+                         with the presented token) or fork (fork a child token and rotate it)",
+                        keys::UID_ROTATION
+                    ),
+                );
+                UidRotation::None
+            }
+        };
         let token_scope = match params.get(keys::TOKEN_SCOPE) {
             None | Some("pod") => TokenScope::Pod,
             Some("serviceAccount") => TokenScope::ServiceAccount,
@@ -865,6 +958,7 @@ impl SecretProviderSpec {
                 k8s_auth_config_name,
                 token_audience: params.get(keys::TOKEN_AUDIENCE).map(str::to_string),
                 token_scope,
+                uid_rotation,
                 azure_object_id: params
                     .get(keys::AZURE_OBJECT_ID)
                     .map(|v| v.trim().to_string())
@@ -1118,6 +1212,94 @@ mod tests {
         assert_eq!(s.auth.access_type, AccessType::AccessKey);
         let s = spec(&[("objects", OBJ), (keys::K8S_AUTH_CONFIG, "conf")]).unwrap();
         assert_eq!(s.auth.access_type, AccessType::Kubernetes);
+    }
+
+    #[test]
+    fn azure_cloud_picks_the_arm_scope_and_the_authority() {
+        let azure = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![
+                ("objects", OBJ),
+                (keys::ACCESS_TYPE, "azure_ad"),
+                (keys::AZURE_CLIENT_ID, "c"),
+                (keys::AZURE_TENANT_ID, "t"),
+            ];
+            pairs.extend_from_slice(extra);
+            spec(&pairs).map(|s| s.auth.azure.unwrap())
+        };
+        let public = azure(&[]).unwrap();
+        assert_eq!(public.cloud, AzureCloud::Public);
+        assert_eq!(public.authority_host, "https://login.microsoftonline.com");
+        assert_eq!(
+            public.cloud.arm_scope(),
+            "https://management.azure.com/.default"
+        );
+        assert_eq!(
+            public.cloud.arm_scope(),
+            crate::cloud::azure::ARM_SCOPE,
+            "the public cloud keeps today's scope"
+        );
+        let gov = azure(&[(keys::AZURE_CLOUD, "usgovernment")]).unwrap();
+        assert_eq!(gov.cloud, AzureCloud::UsGovernment);
+        assert_eq!(gov.authority_host, "https://login.microsoftonline.us");
+        assert_eq!(
+            gov.cloud.arm_scope(),
+            "https://management.usgovcloudapi.net/.default"
+        );
+        let china = azure(&[(keys::AZURE_CLOUD, "China")]).unwrap();
+        assert_eq!(china.cloud, AzureCloud::China);
+        assert_eq!(china.authority_host, "https://login.chinacloudapi.cn");
+        assert_eq!(
+            china.cloud.arm_scope(),
+            "https://management.chinacloudapi.cn/.default"
+        );
+        // Each cloud's authority is one of the always-allowed Azure AD hosts.
+        for cloud in [
+            AzureCloud::Public,
+            AzureCloud::UsGovernment,
+            AzureCloud::China,
+        ] {
+            assert!(AZURE_AUTHORITY_HOSTS.contains(&cloud.authority_host()));
+        }
+        // The sovereign hosts are accepted as akeylessAzureAuthorityHost without an allow-list
+        // entry; an explicit host wins over the cloud's default.
+        for host in [
+            "https://login.microsoftonline.us",
+            "https://login.chinacloudapi.cn/",
+        ] {
+            let a = azure(&[
+                (keys::AZURE_CLOUD, "usgovernment"),
+                (keys::AZURE_AUTHORITY_HOST, host),
+            ])
+            .unwrap();
+            assert_eq!(a.authority_host, host.trim_end_matches('/'));
+        }
+        let e = azure(&[(keys::AZURE_CLOUD, "germany")]).unwrap_err();
+        assert_eq!(e.0[0].location, "parameters.akeylessAzureCloud");
+        assert!(
+            e.to_string().contains("public, usgovernment or china"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn uid_rotation_parameter() {
+        let uid = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![("objects", OBJ), (keys::ACCESS_TYPE, "universal_identity")];
+            pairs.extend_from_slice(extra);
+            spec(&pairs).map(|s| s.auth.uid_rotation)
+        };
+        assert_eq!(uid(&[]).unwrap(), UidRotation::None);
+        assert_eq!(
+            uid(&[(keys::UID_ROTATION, "none")]).unwrap(),
+            UidRotation::None
+        );
+        assert_eq!(
+            uid(&[(keys::UID_ROTATION, "fork")]).unwrap(),
+            UidRotation::Fork
+        );
+        let e = uid(&[(keys::UID_ROTATION, "always")]).unwrap_err();
+        assert_eq!(e.0[0].location, "parameters.akeylessUIDRotation");
+        assert!(e.to_string().contains("use none"), "{e}");
     }
 
     #[test]

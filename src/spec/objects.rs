@@ -300,7 +300,8 @@ pub fn parse_mode(v: &Value) -> Result<u32, String> {
 fn parse_version(v: &Value) -> Result<u32, String> {
     let text = scalar_text(v).ok_or("must be a positive integer")?;
     match text.trim().parse::<i64>() {
-        Ok(n) if n >= 1 && n <= i64::from(u32::MAX) => Ok(n as u32),
+        // Akeyless's `version` is an int32.
+        Ok(n) if n >= 1 && n <= i64::from(i32::MAX) => Ok(n as u32),
         _ => Err(format!(
             "{text:?} is not a version: use a positive integer, or leave it out for the latest"
         )),
@@ -762,6 +763,15 @@ mod tests {
             .map(|p| format!("{}: {}", p.location, p.message))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    #[test]
+    fn versions_fit_akeyless_int32() {
+        let (objects, problems) = parse("- secretPath: /a\n  version: 2147483647\n");
+        assert!(problems.is_empty(), "{}", messages(&problems));
+        assert_eq!(objects[0].version, Some(2_147_483_647));
+        let (_, problems) = parse("- secretPath: /a\n  version: 2147483648\n");
+        assert!(messages(&problems).contains("is not a version"));
     }
 
     #[test]

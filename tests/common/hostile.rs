@@ -86,6 +86,21 @@ impl HostileGateway {
             .collect()
     }
 
+    /// Bodies of every request received at `path`, in order.
+    pub fn bodies(&self, path: &str) -> Vec<Vec<u8>> {
+        self.lock()
+            .received
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+
+    /// Forgets every request received so far.
+    pub fn clear(&self) {
+        self.lock().received.clear();
+    }
+
     pub fn count(&self, path: &str) -> usize {
         self.lock()
             .received
