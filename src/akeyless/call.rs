@@ -103,11 +103,11 @@ impl AkeylessClient {
     ) -> Result<R, BackendError> {
         let (mut attempt, mut throttled) = (1u32, 0u32);
         loop {
-            let (err, _) = match self.call_gateways(op, body).await {
+            let (err, unsent) = match self.call_gateways(op, body).await {
                 Ok(r) => return Ok(r),
                 Err(failure) => failure,
             };
-            if !err.is_transient() {
+            if !err.is_transient() || unsent {
                 return Err(err);
             }
             if throttles(&err) {
@@ -141,12 +141,13 @@ impl AkeylessClient {
 
     /// One round over the gateway list: the next gateway is tried only after a connection
     /// failure or 5xx, or when a gateway that is not the last is backing off after a 503.
-    /// Before each send, the gateway's shared backoff is waited out (within the deadline).
+    /// Before each send, the gateway's shared backoff is waited out (within the deadline). The
+    /// flag of an error says the call gave up unsent: the backoff outlasts the deadline.
     async fn call_gateways<B: Serialize, R: DeserializeOwned>(
         &self,
         op: Operation,
         body: &B,
-    ) -> Result<R, Failure> {
+    ) -> Result<R, (BackendError, bool)> {
         let mut last = None;
         let count = self.gateways.len();
         for (i, gateway) in self.gateways.iter().enumerate() {
@@ -156,7 +157,7 @@ impl AkeylessClient {
             let admitted = match gates.admit(gateway, self.deadline, false, metrics).await {
                 Err(Closed::Throttled) if !is_last && gates.last_status(gateway) != Some(429) => {
                     // Unavailable (503): another gateway may serve meanwhile.
-                    last = Some((self.backing_off(gateway, op), None));
+                    last = Some(self.backing_off(gateway, op));
                     continue;
                 }
                 Err(_) => gates.admit(gateway, self.deadline, true, metrics).await,
@@ -165,11 +166,8 @@ impl AkeylessClient {
             let ticket = match admitted {
                 Ok(ticket) => ticket,
                 Err(_) => {
-                    return Err((
-                        last.map(|(e, _)| e)
-                            .unwrap_or_else(|| self.backing_off(gateway, op)),
-                        None,
-                    ));
+                    let err = last.unwrap_or_else(|| self.backing_off(gateway, op));
+                    return Err((err, true));
                 }
             };
             let result = self.call_once(gateway, op, body).await;
@@ -184,24 +182,20 @@ impl AkeylessClient {
             };
             ticket.finish(outcome, metrics);
             match result {
-                Err((e, retry_after)) if e.should_fail_over() => {
+                Err((e, _)) if e.should_fail_over() => {
                     tracing::warn!(gateway = %gateway, op = op.path(), error = %e, "Akeyless call failed; trying the next gateway if any");
-                    last = Some((e, retry_after));
+                    last = Some(e);
                 }
-                other => return other,
+                other => return other.map_err(|(e, _)| (e, false)),
             }
         }
-        Err(last.unwrap_or_else(|| {
-            (
-                BackendError::Unreachable {
-                    op,
-                    gateway: "(none)".into(),
-                    detail: "no gateway URL configured".into(),
-                    sent: false,
-                },
-                None,
-            )
-        }))
+        let err = last.unwrap_or_else(|| BackendError::Unreachable {
+            op,
+            gateway: "(none)".into(),
+            detail: "no gateway URL configured".into(),
+            sent: false,
+        });
+        Err((err, false))
     }
 
     /// The error of a call that could not be sent because `gateway` is backing off.
