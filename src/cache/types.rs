@@ -68,6 +68,10 @@ impl TypeCache {
         let (t, _) = self
             .in_flight
             .get_or_fetch_within(&key, deadline, || async {
+                // Learned by a look-up that ended just before this caller arrived.
+                if let Some(t) = self.types.get(&key) {
+                    return Ok(t);
+                }
                 let t = describe().await?;
                 self.types.insert(key.clone(), t);
                 Ok(t)
