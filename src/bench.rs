@@ -55,6 +55,19 @@ pub struct BenchArgs {
     /// the provider and its jq workers.
     #[arg(long)]
     pub runaway_jq: bool,
+    /// Instead of the mount rounds: issue 15's node-restart storm. Every pod (`--pods`, over
+    /// `--namespaces` x `--service-accounts`, `--objects` untyped objects each) mounts at once
+    /// on a fresh provider, cold then warm; then, on another fresh provider, the same storm while
+    /// the emulator answers 429 for `--throttle-secs`. Prints backend calls by command, time
+    /// until every pod is mounted, p50/p99, and the requests received during the 429 window.
+    #[arg(long)]
+    pub storm: bool,
+    /// With --storm: how long the emulator answers 429 in the second variant.
+    #[arg(long, default_value_t = 5)]
+    pub throttle_secs: u64,
+    /// With --storm: the `Retry-After` (seconds) of those 429s; 0 sends none.
+    #[arg(long, default_value_t = 1)]
+    pub retry_after_secs: u64,
     /// With --runaway-jq: the provider's --jq-timeout.
     #[arg(long, default_value = "2s")]
     pub jq_timeout: String,
@@ -70,7 +83,7 @@ fn jq_value(ns: &str) -> String {
     .to_string()
 }
 
-fn rss_kib(pid: u32, field: &str) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -81,7 +94,7 @@ fn rss_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -89,7 +102,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
@@ -205,6 +218,9 @@ fn print_round(name: &str, r: &RoundResult, pods: usize) {
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     if args.runaway_jq {
         return crate::bench_runaway::run(&args).await;
+    }
+    if args.storm {
+        return crate::bench_storm::run(&args).await;
     }
     let emulator = Emulator::start("127.0.0.1:0".parse().expect("literal address"))
         .await

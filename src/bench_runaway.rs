@@ -129,7 +129,7 @@ impl RssSampler {
     }
 }
 
-async fn start_provider(
+pub(crate) async fn start_provider(
     socket: &Path,
     url: &str,
     flags: &[&str],

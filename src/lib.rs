@@ -40,6 +40,14 @@ pub mod bench;
     clippy::arithmetic_side_effects
 )] // `bench --runaway-jq`, a hostile load generator
 pub mod bench_runaway;
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)] // `bench --storm`, a node-restart load generator
+pub mod bench_storm;
 pub mod cache;
 pub mod certs;
 pub mod cli;

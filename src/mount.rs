@@ -27,8 +27,12 @@ use crate::spec::{
     SpecDefaults, UidRotation,
 };
 
-/// Most type look-ups or single reads in flight at once for one mount.
+/// Most single reads in flight at once for one mount.
 const READ_CONCURRENCY: usize = 8;
+
+/// Most type look-ups in flight at once for one mount (each is shared with the other mounts of
+/// the account that need it, so a node restart asks for each item once).
+const DESCRIBE_CONCURRENCY: usize = 16;
 
 /// Settings of the state that outlives a mount.
 #[derive(Clone, Debug)]
@@ -501,42 +505,66 @@ async fn uid_chain_login(
         .map_err(|e| auth_error(spec, creds, e))
 }
 
-/// Looks up the type of every item in `items` (describe-item), a few at a time.
+/// Looks up the type of every item in `items` (describe-item), a few at a time, each shared
+/// with the other mounts of this account looking it up at the same time (and remembered).
 async fn describe_items(
+    types: &TypeCache,
     client: &AkeylessClient,
     token: &AkeylessToken,
-    objects: &[ObjectSpec],
+    spec: &SecretProviderSpec,
+    access_id: &str,
     items: Vec<String>,
 ) -> Result<Vec<(String, ItemType)>, MountError> {
+    let objects = &spec.objects;
+    let gateways = &spec.connection.gateways;
     stream::iter(items)
         .map(|item| async move {
-            let described = client
-                .describe_item(token, &item)
-                .await
-                .map_err(|e| item_error(&labels_for(objects, &item), e))?;
-            // An answer without an item type is how Akeyless says there is no such item (the
-            // existing Akeyless provider reads it that way too): NotFound, not a bad type.
-            let Some(raw) = described.item_type.filter(|t| !t.trim().is_empty()) else {
-                return Err(MountError::new(
-                    ErrorCode::NotFound,
+            let timed_out = || {
+                MountError::new(
+                    ErrorCode::Timeout,
                     format!(
-                        "{}: no such item in Akeyless (describe-item answered without an item); check secretPath",
+                        "{}: another mount's look-up of the item's type did not finish before \
+                         this mount's deadline; Akeyless is slow or throttling",
                         labels_for(objects, &item)
                     ),
-                ));
+                )
             };
-            let t = ItemType::from_akeyless(&raw).ok_or_else(|| {
-                // The type text comes from the gateway: bounded and scrubbed before it is shown.
-                MountError::invalid(format!(
-                    "{}: Akeyless item type {:?} cannot be mounted; supported types: {}",
-                    labels_for(objects, &item),
-                    crate::akeyless::scrub(&raw),
-                    ItemType::ACCEPTED
-                ))
-            })?;
+            let describe = || async {
+                let described = client
+                    .describe_item(token, &item)
+                    .await
+                    .map_err(|e| item_error(&labels_for(objects, &item), e))?;
+                // An answer without an item type is how Akeyless says there is no such item
+                // (the existing Akeyless provider reads it that way too): NotFound, not a bad
+                // type.
+                let Some(raw) = described.item_type.filter(|t| !t.trim().is_empty()) else {
+                    return Err(MountError::new(
+                        ErrorCode::NotFound,
+                        format!(
+                            "{}: no such item in Akeyless (describe-item answered without an \
+                             item); check secretPath",
+                            labels_for(objects, &item)
+                        ),
+                    ));
+                };
+                ItemType::from_akeyless(&raw).ok_or_else(|| {
+                    // The type text comes from the gateway: bounded and scrubbed before it is
+                    // shown.
+                    MountError::invalid(format!(
+                        "{}: Akeyless item type {:?} cannot be mounted; supported types: {}",
+                        labels_for(objects, &item),
+                        crate::akeyless::scrub(&raw),
+                        ItemType::ACCEPTED
+                    ))
+                })
+            };
+            let deadline = client.deadline().map(|d| (d, timed_out));
+            let t = types
+                .describe_once(gateways, access_id, &item, deadline, describe)
+                .await?;
             Ok::<_, MountError>((item, t))
         })
-        .buffer_unordered(READ_CONCURRENCY)
+        .buffer_unordered(DESCRIBE_CONCURRENCY)
         .try_collect()
         .await
 }
@@ -732,11 +760,22 @@ impl Reader<'_> {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<CachedRead, MountError>>,
     {
+        let timed_out = || {
+            MountError::new(
+                ErrorCode::Timeout,
+                "another mount's identical read did not finish before this mount's deadline; \
+                 Akeyless is slow or throttling",
+            )
+        };
         match self.identity {
             Some(identity) => Ok(self
                 .ctx
                 .reads
-                .get_or_fetch(&(identity.clone(), key), fetch)
+                .get_or_fetch_within(
+                    &(identity.clone(), key),
+                    self.client.deadline().map(|d| (d, timed_out)),
+                    fetch,
+                )
                 .await?
                 .0),
             None => fetch().await,
@@ -1044,11 +1083,9 @@ impl Mount<'_> {
                 unknown.push(item);
             }
         }
-        for (item, t) in describe_items(self.client, token, &spec.objects, unknown).await? {
-            ctx.types
-                .insert(&spec.connection.gateways, access_id, &item, t);
-            known.insert(item, t);
-        }
+        let described =
+            describe_items(&ctx.types, self.client, token, spec, access_id, unknown).await?;
+        known.extend(described);
         let types = plan::resolve_types(&spec.objects, &known)?;
         let fetch_plan = FetchPlan::build(&spec.objects, &types);
         let reader = Reader {

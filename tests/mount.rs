@@ -443,9 +443,14 @@ async fn backend_statuses_map_to_public_codes_and_the_next_mount_succeeds() {
         // More failures than retries (and re-logins) can absorb; a new pod logs in afresh.
         f.state().fail_next(path, status, 10);
         let fresh_pod = pod("default", &format!("case-{i}"));
+        // 429 and 503 back the gateway off for every mount (growing waits, then probes): a
+        // mount whose deadline ends first fails with the gateway's status.
         let msg = expect_error(
-            f.mount(access_key_request_as(&static_objects(1), &fresh_pod))
-                .await,
+            f.mount_with_timeout(
+                access_key_request_as(&static_objects(1), &fresh_pod),
+                Some(Duration::from_secs(3)),
+            )
+            .await,
             grpc,
             code,
         );

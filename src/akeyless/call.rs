@@ -1,6 +1,8 @@
 //! How one Akeyless call is made: a slot under the process-wide concurrency limit, each gateway
-//! of the failover list in turn, jittered exponential backoff (or the server's `Retry-After`)
-//! between rounds on transient failures, and never past the mount's deadline.
+//! of the failover list in turn, jittered exponential backoff between rounds on transient
+//! failures, and never past the mount's deadline. A gateway that answers 429 or 503 is backed
+//! off once for every caller (see [`super::gate`]): calls wait for its shared backoff instead of
+//! retrying on their own.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::api::ErrorBody;
+use super::gate::{self, Closed, GatewayGates, Outcome};
 use super::{AkeylessClient, BackendError, MAX_RESPONSE_BYTES, Operation, error_chain, scrub};
 use crate::telemetry::{BackendHealth, Metrics};
 
@@ -28,6 +31,8 @@ pub struct BackendPolicy {
     pub metrics: Metrics,
     /// Whether Akeyless answered recently (for /readyz).
     pub health: BackendHealth,
+    /// The shared backoff of every gateway (429/503), bounded.
+    pub gates: Arc<GatewayGates>,
 }
 
 impl BackendPolicy {
@@ -40,6 +45,7 @@ impl BackendPolicy {
             max_response_bytes: MAX_RESPONSE_BYTES,
             metrics: Metrics::default(),
             health: BackendHealth::default(),
+            gates: Arc::new(GatewayGates::default()),
         }
     }
 
@@ -61,6 +67,15 @@ impl Default for BackendPolicy {
 
 /// A failed attempt and the server's `Retry-After`, if it sent one.
 type Failure = (BackendError, Option<Duration>);
+
+/// Most throttled (429/503) answers one call takes before it fails, however long its deadline:
+/// the shared backoff spaces them out, so this bounds a call, not the load.
+const MAX_THROTTLED_ATTEMPTS: u32 = 16;
+
+/// Whether an answer throttles its gateway for everyone (429, 503).
+fn throttles(err: &BackendError) -> bool {
+    matches!(err.status(), Some(429 | 503))
+}
 
 impl AkeylessClient {
     fn remaining(&self) -> Option<Duration> {
@@ -86,18 +101,30 @@ impl AkeylessClient {
         op: Operation,
         body: &B,
     ) -> Result<R, BackendError> {
-        let mut attempt = 1;
+        let (mut attempt, mut throttled) = (1u32, 0u32);
         loop {
-            let (err, retry_after) = match self.call_gateways(op, body).await {
+            let (err, unsent) = match self.call_gateways(op, body).await {
                 Ok(r) => return Ok(r),
                 Err(failure) => failure,
             };
-            if !err.is_transient() || attempt >= self.policy.max_attempts {
+            if !err.is_transient() || unsent {
                 return Err(err);
             }
-            let wait = retry_after
-                .map(|r| r.min(self.policy.max_backoff.saturating_mul(4)))
-                .unwrap_or_else(|| self.policy.backoff(attempt));
+            if throttles(&err) {
+                // The gateway's shared backoff (entered before the next send) does the waiting.
+                throttled = throttled.saturating_add(1);
+                if throttled >= MAX_THROTTLED_ATTEMPTS
+                    || self.remaining().is_some_and(|l| l.is_zero())
+                {
+                    return Err(err);
+                }
+                self.policy.metrics.retry(op.label());
+                continue;
+            }
+            if attempt >= self.policy.max_attempts {
+                return Err(err);
+            }
+            let wait = self.policy.backoff(attempt);
             // Retry only when the wait leaves time for another attempt.
             if self
                 .remaining()
@@ -113,33 +140,76 @@ impl AkeylessClient {
     }
 
     /// One round over the gateway list: the next gateway is tried only after a connection
-    /// failure or 5xx.
+    /// failure or 5xx, or when a gateway that is not the last is backing off after a 503.
+    /// Before each send, the gateway's shared backoff is waited out (within the deadline). The
+    /// flag of an error says the call gave up unsent: the backoff outlasts the deadline.
     async fn call_gateways<B: Serialize, R: DeserializeOwned>(
         &self,
         op: Operation,
         body: &B,
-    ) -> Result<R, Failure> {
+    ) -> Result<R, (BackendError, bool)> {
         let mut last = None;
-        for gateway in &self.gateways {
-            match self.call_once(gateway, op, body).await {
-                Err((e, retry_after)) if e.should_fail_over() => {
-                    tracing::warn!(gateway = %gateway, op = op.path(), error = %e, "Akeyless call failed; trying the next gateway if any");
-                    last = Some((e, retry_after));
+        let count = self.gateways.len();
+        for (i, gateway) in self.gateways.iter().enumerate() {
+            let is_last = i.saturating_add(1) >= count;
+            let gates = &self.policy.gates;
+            let metrics = &self.policy.metrics;
+            let admitted = match gates.admit(gateway, self.deadline, false, metrics).await {
+                Err(Closed::Throttled) if !is_last && gates.last_status(gateway) != Some(429) => {
+                    // Unavailable (503): another gateway may serve meanwhile.
+                    last = Some(self.backing_off(gateway, op));
+                    continue;
                 }
-                other => return other,
+                Err(_) => gates.admit(gateway, self.deadline, true, metrics).await,
+                ok => ok,
+            };
+            let ticket = match admitted {
+                Ok(ticket) => ticket,
+                Err(_) => {
+                    let err = last.unwrap_or_else(|| self.backing_off(gateway, op));
+                    return Err((err, true));
+                }
+            };
+            let result = self.call_once(gateway, op, body).await;
+            let outcome = match &result {
+                Err((e, retry_after)) if throttles(e) => {
+                    Outcome::Throttled(e.status().unwrap_or(429), *retry_after)
+                }
+                Err((BackendError::Unreachable { .. } | BackendError::Timeout { .. }, _)) => {
+                    Outcome::NoAnswer
+                }
+                _ => Outcome::Answered,
+            };
+            ticket.finish(outcome, metrics);
+            match result {
+                Err((e, _)) if e.should_fail_over() => {
+                    tracing::warn!(gateway = %gateway, op = op.path(), error = %e, "Akeyless call failed; trying the next gateway if any");
+                    last = Some(e);
+                }
+                other => return other.map_err(|(e, _)| (e, false)),
             }
         }
-        Err(last.unwrap_or_else(|| {
-            (
-                BackendError::Unreachable {
-                    op,
-                    gateway: "(none)".into(),
-                    detail: "no gateway URL configured".into(),
-                    sent: false,
-                },
-                None,
-            )
-        }))
+        let err = last.unwrap_or_else(|| BackendError::Unreachable {
+            op,
+            gateway: "(none)".into(),
+            detail: "no gateway URL configured".into(),
+            sent: false,
+        });
+        Err((err, false))
+    }
+
+    /// The error of a call that could not be sent because `gateway` is backing off.
+    fn backing_off(&self, gateway: &str, op: Operation) -> BackendError {
+        let status = self.policy.gates.last_status(gateway).unwrap_or(429);
+        BackendError::Status {
+            op,
+            gateway: gateway.to_string(),
+            status,
+            message: format!(
+                "the gateway answered {status} and is backed off for every mount; not sent before \
+                 the mount's deadline"
+            ),
+        }
     }
 
     /// One HTTP exchange with one gateway, holding a concurrency slot, within the deadline.
@@ -237,13 +307,12 @@ impl AkeylessClient {
             .await
             .map_err(transport_error)?;
         let status = response.status().as_u16();
-        // Seconds only (an HTTP date is ignored: backoff applies); capped where it is used.
+        // Seconds only (an HTTP date is ignored: backoff applies), capped.
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(gate::parse_retry_after);
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
             let limit = self.policy.max_response_bytes;

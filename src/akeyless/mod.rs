@@ -4,6 +4,7 @@
 
 pub mod api;
 mod call;
+pub mod gate;
 mod transport;
 
 use std::fmt;
@@ -305,6 +306,11 @@ impl AkeylessClient {
     pub fn with_deadline(mut self, deadline: std::time::Instant) -> Self {
         self.deadline = Some(deadline);
         self
+    }
+
+    /// The instant no call of this client runs past, if any.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.deadline
     }
 
     /// The HTTP client (same TLS roots), for the cloud exchanges that precede `/auth`.

@@ -1,6 +1,7 @@
 //! Identical reads in flight at the same time share one backend request, and (when a TTL is
 //! set) a result is reused for that long. Keys always include the identity, so nothing is ever
-//! shared between identities.
+//! shared between identities. A waiter waits at most until its own deadline; a failed fetch is
+//! never shared: the next waiter fetches itself.
 
 use std::future::Future;
 use std::hash::Hash;
@@ -47,9 +48,36 @@ impl<K: Clone + Eq + Hash, V: Clone> Coalescer<K, V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
+        self.get_or_fetch_within(key, None::<(Instant, fn() -> E)>, fetch)
+            .await
+    }
+
+    /// [`get_or_fetch`](Self::get_or_fetch) that waits for another caller's fetch at most
+    /// until the deadline, then fails with `timed_out()` (this caller's own fetch is bounded
+    /// by its own client).
+    pub async fn get_or_fetch_within<E, T, F, Fut>(
+        &self,
+        key: &K,
+        deadline: Option<(Instant, T)>,
+        fetch: F,
+    ) -> Result<(V, bool), E>
+    where
+        T: FnOnce() -> E,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
         let arrived = Instant::now();
         let slot = self.slots.get_or_insert_with(key, Slot::default);
-        let mut guard = slot.lock().await;
+        let mut guard = match deadline {
+            Some((d, timed_out)) => match tokio::time::timeout_at(d.into(), slot.lock()).await {
+                Ok(guard) => guard,
+                Err(_) => {
+                    self.release(key, &slot, self.ttl.is_zero());
+                    return Err(timed_out());
+                }
+            },
+            None => slot.lock().await,
+        };
         if let Some(entry) = guard.as_ref()
             && (entry.done_at >= arrived || entry.done_at.elapsed() < self.ttl)
         {
@@ -118,6 +146,46 @@ mod tests {
             .await
             .unwrap();
         assert!(!shared);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_leaves_at_its_own_deadline_and_a_failed_leader_is_not_shared() {
+        let c = Arc::new(Coalescer::<&str, u32>::new(Duration::ZERO, 100));
+        let calls = Arc::new(AtomicUsize::new(0));
+        // A slow leader that fails.
+        let leader = {
+            let (c, calls) = (c.clone(), calls.clone());
+            tokio::spawn(async move {
+                c.get_or_fetch(&"k", || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Err::<u32, _>("leader failed")
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A waiter with a short deadline gives up at it, not when the leader ends.
+        let started = Instant::now();
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let waited = c
+            .get_or_fetch_within(&"k", Some((deadline, || "deadline")), || async {
+                Ok::<u32, &str>(1)
+            })
+            .await;
+        assert_eq!(waited, Err("deadline"));
+        assert!(started.elapsed() < Duration::from_millis(250));
+        // A waiter with time left gets no shared error: it fetches itself after the leader.
+        let patient = c
+            .get_or_fetch_within(
+                &"k",
+                Some((Instant::now() + Duration::from_secs(5), || "deadline")),
+                || async { Ok::<u32, &str>(7) },
+            )
+            .await;
+        assert_eq!(leader.await.unwrap(), Err("leader failed"));
+        assert_eq!(patient, Ok((7, false)), "the failure was not shared");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

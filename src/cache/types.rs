@@ -7,9 +7,12 @@
 //! backend disagrees (the item is gone, or the read for that type is refused as invalid), so an
 //! item deleted and re-created with another type mounts again on the next mount.
 
+use std::future::Future;
+use std::time::Instant;
+
 use crate::spec::ItemType;
 
-use super::BoundedMap;
+use super::{BoundedMap, Coalescer};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct TypeKey {
@@ -28,16 +31,53 @@ impl TypeKey {
     }
 }
 
-/// Bounded, least recently used out first.
+/// Bounded, least recently used out first. Concurrent look-ups of one key (the same account,
+/// gateways and item) share one `/describe-item` call: in a node restart every pod of a
+/// namespace asks for the same items at once.
 pub struct TypeCache {
     types: BoundedMap<TypeKey, ItemType>,
+    in_flight: Coalescer<TypeKey, ItemType>,
 }
 
 impl TypeCache {
     pub fn new(max_entries: usize) -> Self {
         TypeCache {
             types: BoundedMap::new(max_entries),
+            in_flight: Coalescer::new(std::time::Duration::ZERO, max_entries),
         }
+    }
+
+    /// The type of `item` from `describe`, run once for every caller of the same key that
+    /// arrives while it is in flight (and remembered). A caller waits for another's look-up at
+    /// most until `deadline`, then fails with `timed_out()`. A failed look-up is not shared:
+    /// each waiter then looks up itself.
+    pub async fn describe_once<E, T, F, Fut>(
+        &self,
+        gateways: &[String],
+        access_id: &str,
+        item: &str,
+        deadline: Option<(Instant, T)>,
+        describe: F,
+    ) -> Result<ItemType, E>
+    where
+        T: FnOnce() -> E,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<ItemType, E>>,
+    {
+        let key = TypeKey::new(gateways, access_id, item);
+        let (t, _) = self
+            .in_flight
+            .get_or_fetch_within(&key, deadline, || async {
+                // Learned by a look-up that ended just before this caller arrived.
+                if let Some(t) = self.types.get(&key) {
+                    return Ok(t);
+                }
+                let t = describe().await?;
+                self.types.insert(key.clone(), t);
+                Ok(t)
+            })
+            .await?;
+        Ok(t)
     }
 
     pub fn get(&self, gateways: &[String], access_id: &str, item: &str) -> Option<ItemType> {
@@ -66,6 +106,55 @@ impl TypeCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn concurrent_look_ups_of_one_key_share_one_describe_and_accounts_do_not() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::Duration;
+
+        let cache = Arc::new(TypeCache::new(100));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let gw = vec!["https://api.akeyless.io".to_string()];
+        let mut tasks = vec![];
+        for i in 0..40 {
+            let (cache, calls, gw) = (cache.clone(), calls.clone(), gw.clone());
+            // Two accounts, 20 callers each, same item name.
+            let access_id = if i % 2 == 0 { "p-a" } else { "p-b" };
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .describe_once(
+                        &gw,
+                        access_id,
+                        "/db",
+                        None::<(Instant, fn() -> ())>,
+                        || async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok::<_, ()>(if access_id == "p-a" {
+                                ItemType::Static
+                            } else {
+                                ItemType::Rotated
+                            })
+                        },
+                    )
+                    .await
+                    .map(|t| (access_id, t))
+            }));
+        }
+        for t in tasks {
+            let (access_id, t) = t.await.unwrap().unwrap();
+            let expected = if access_id == "p-a" {
+                ItemType::Static
+            } else {
+                ItemType::Rotated
+            };
+            assert_eq!(t, expected, "never another account's answer");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "one describe per account");
+        assert_eq!(cache.get(&gw, "p-a", "/db"), Some(ItemType::Static));
+        assert_eq!(cache.get(&gw, "p-b", "/db"), Some(ItemType::Rotated));
+    }
 
     #[test]
     fn types_are_per_account_and_forgettable() {

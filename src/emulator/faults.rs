@@ -1,7 +1,8 @@
-//! Fault injection: queued failures and dropped connections per API path, and fixed delays.
+//! Fault injection: queued failures and dropped connections per API path, fixed delays, and
+//! a throttle window (every call answers 429 until it ends, as a rate-limited account does).
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What an injected fault does to one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub(crate) struct Faults {
     /// Per path (or `*`), consumed front to back, so faults fire in the order they were queued.
     queued: HashMap<String, VecDeque<(FaultAction, usize)>>,
     delays: HashMap<String, Duration>,
+    /// Until when every API call answers 429, and the `Retry-After` it carries.
+    throttle: Option<(Instant, Option<u64>)>,
 }
 
 impl Faults {
@@ -50,6 +53,26 @@ impl Faults {
             self.delays.remove(path);
         } else {
             self.delays.insert(path.to_owned(), delay);
+        }
+    }
+
+    /// Every API call answers 429 (with `Retry-After: <secs>` when given) until `until`.
+    pub(crate) fn throttle_until(&mut self, until: Instant, retry_after_secs: Option<u64>) {
+        self.throttle = Some((until, retry_after_secs));
+    }
+
+    /// The 429 a call arriving at `now` gets, while the throttle window lasts.
+    pub(crate) fn throttled(&mut self, now: Instant) -> Option<FaultAction> {
+        match self.throttle {
+            Some((until, retry_after_secs)) if now < until => Some(FaultAction::Fail {
+                status: 429,
+                retry_after_secs,
+            }),
+            Some(_) => {
+                self.throttle = None;
+                None
+            }
+            None => None,
         }
     }
 
@@ -103,6 +126,22 @@ mod tests {
             })
         );
         assert_eq!(f.take("/a"), None);
+    }
+
+    #[test]
+    fn throttle_answers_429_until_the_window_ends() {
+        let mut f = Faults::default();
+        let start = Instant::now();
+        f.throttle_until(start + Duration::from_secs(5), Some(1));
+        assert_eq!(
+            f.throttled(start),
+            Some(FaultAction::Fail {
+                status: 429,
+                retry_after_secs: Some(1)
+            })
+        );
+        assert_eq!(f.throttled(start + Duration::from_secs(5)), None);
+        assert_eq!(f.throttled(start), None, "an ended window is gone");
     }
 
     #[test]

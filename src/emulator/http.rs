@@ -93,7 +93,13 @@ async fn akeyless_api(State(state): State<EmulatorState>, request: Request) -> R
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let fault = state.lock().faults.take(&path);
+    let fault = {
+        let mut data = state.lock();
+        // The throttle window answers before any queued fault (nothing is consumed meanwhile).
+        data.faults
+            .throttled(std::time::Instant::now())
+            .or_else(|| data.faults.take(&path))
+    };
     let response = match fault {
         Some(FaultAction::Drop) => {
             if let Some(ConnectInfo(connection)) = parts.extensions.get::<ConnectInfo<Connection>>()

@@ -893,6 +893,31 @@ impl EmulatorState {
         );
     }
 
+    /// Every API call answers 429 for `window` from now (with `Retry-After: <secs>` when
+    /// given), as Akeyless does while an account is over its rate limit.
+    pub fn throttle_for(&self, window: Duration, retry_after_secs: Option<u64>) {
+        let now = std::time::Instant::now();
+        let until = now.checked_add(window).unwrap_or(now);
+        self.lock().faults.throttle_until(until, retry_after_secs);
+    }
+
+    /// Calls to every API path since the last [`clear_requests`](Self::clear_requests).
+    pub fn total_count(&self) -> usize {
+        self.lock().counts.values().sum()
+    }
+
+    /// Calls to every API path, by path, since the last [`clear_requests`](Self::clear_requests).
+    pub fn counts(&self) -> Vec<(String, usize)> {
+        let mut counts: Vec<(String, usize)> = self
+            .lock()
+            .counts
+            .iter()
+            .map(|(p, n)| (p.clone(), *n))
+            .collect();
+        counts.sort();
+        counts
+    }
+
     /// The next `count` calls to `path` get their connection closed without any response.
     pub fn drop_next(&self, path: &str, count: usize) {
         self.push_fault(path, FaultAction::Drop, count);

@@ -109,6 +109,8 @@ struct Inner {
     auth_cache_misses: Counter,
     auth_cache_entries: Gauge<i64, std::sync::atomic::AtomicI64>,
     retries: Family<OperationLabels, Counter>,
+    gateways_throttled: Gauge<i64, std::sync::atomic::AtomicI64>,
+    gateway_backoff_waits: Counter,
     sync_reconciles: Family<ResultLabels, Counter>,
     sync_failures: Family<ReasonLabels, Counter>,
     sync_last_success: Family<SpcLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -185,6 +187,21 @@ impl Metrics {
             "Akeyless API calls retried, by operation",
             retries.clone(),
         );
+        // No gateway label: gateway URLs are chosen by tenants (unbounded cardinality). The
+        // log names the gateway.
+        let gateways_throttled = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        registry.register(
+            "gateways_throttled",
+            "Akeyless gateways backed off after a 429 or 503 (waiting out the shared backoff, or \
+             for a probe to succeed)",
+            gateways_throttled.clone(),
+        );
+        let gateway_backoff_waits = Counter::default();
+        registry.register(
+            "gateway_backoff_waits",
+            "Akeyless calls that waited for their gateway's shared backoff instead of sending",
+            gateway_backoff_waits.clone(),
+        );
         let sync_reconciles = Family::<ResultLabels, Counter>::default();
         for result in ["ok", "error"] {
             // Present from the start, so a rate() of errors is 0 rather than absent.
@@ -228,6 +245,8 @@ impl Metrics {
             auth_cache_misses,
             auth_cache_entries,
             retries,
+            gateways_throttled,
+            gateway_backoff_waits,
             sync_reconciles,
             sync_failures,
             sync_last_success,
@@ -296,6 +315,18 @@ impl Metrics {
             .retries
             .get_or_create(&OperationLabels { operation: op })
             .inc();
+    }
+
+    /// Sets the number of gateways backed off after a 429 or 503.
+    pub fn gateways_throttled(&self, gateways: usize) {
+        self.0
+            .gateways_throttled
+            .set(i64::try_from(gateways).unwrap_or(i64::MAX));
+    }
+
+    /// Records an Akeyless call that waited for its gateway's shared backoff.
+    pub fn gateway_backoff_wait(&self) {
+        self.0.gateway_backoff_waits.inc();
     }
 
     /// Records a sync-controller reconcile: `ok` (written or unchanged) or `error`.
