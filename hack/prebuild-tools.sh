@@ -4,8 +4,10 @@
 # optimization links on one core, tests wait on sockets). Each tool is built by the script that
 # uses it, cached by version; on a warm machine this finds everything built and takes seconds.
 #
-# usage: hack/prebuild-tools.sh rust   cargo subcommands (cargo-fuzz, cargo-deny) and what
-#                                      hack/dist.sh needs for both architectures
+# usage: hack/prebuild-tools.sh rust   cargo subcommands (cargo-fuzz, cargo-deny), the nightly
+#                                      toolchain and the fuzz targets' build
+#        hack/prebuild-tools.sh dist   what hack/dist.sh needs, and the shipped binary of both
+#                                      architectures (the same builds the later steps ask for)
 #        hack/prebuild-tools.sh go     helm, crane, promtool, etcd, kube-apiserver,
 #                                      kube-controller-manager, every CSI driver version, and the
 #                                      e2e suite's test binaries against each (Go's build cache)
@@ -28,9 +30,24 @@ cargo_bin() {
 
 case "${1:-}" in
   rust)
+    if ! grep -q '^nightly' <<<"$(rustup toolchain list 2>/dev/null)"; then
+      say "rustup toolchain install nightly (fuzzing)"
+      rustup toolchain install nightly --profile minimal \
+        || { echo "fuzzing needs a nightly Rust toolchain and rustup could not install one" >&2; exit 1; }
+    fi
     cargo_bin cargo-fuzz "$CARGO_FUZZ_VERSION"
+    # The fuzz targets, where .ci/run's fuzzing step builds them ($CARGO_TARGET_DIR/fuzz).
+    if [[ -n ${CARGO_TARGET_DIR:-} ]]; then
+      say "cargo fuzz build -O"
+      (cd "$ROOT/fuzz" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/fuzz" cargo +nightly fuzz build -O)
+    fi
     cargo_bin cargo-deny "$CARGO_DENY_VERSION"
-    for arch in amd64 arm64; do "$ROOT/hack/dist.sh" tools "$arch"; done
+    ;;
+  dist)
+    for arch in amd64 arm64; do
+      "$ROOT/hack/dist.sh" tools "$arch"
+      say "the shipped binary for $arch: $("$ROOT/hack/dist.sh" build "$arch")"
+    done
     ;;
   go)
     "$ROOT/hack/helm/build.sh" >/dev/null
@@ -53,7 +70,7 @@ case "${1:-}" in
     rm -rf "$out"
     ;;
   *)
-    sed -n '2,12p' "$0" >&2
+    sed -n '2,14p' "$0" >&2
     exit 2
     ;;
 esac
