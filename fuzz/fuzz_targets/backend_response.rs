@@ -18,11 +18,20 @@ fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(data);
     let text = String::from_utf8_lossy(data).to_string();
     assert!(scrub(&text).chars().count() <= 301);
-    // Token expiry (`/auth`'s `expiration`) and the renewal time derived from it.
+    // Token expiry (`/auth`'s `creds.expiry` and `expiration`) and the renewal time derived
+    // from it: the bytes as the whole answer, and as the expiration text alone.
     let now = SystemTime::now();
     let _ = akeyless_csi_provider::timefmt::parse_rfc3339(&text);
-    let renew = akeyless_csi_provider::identity::token_renewal(now, Some(&text));
-    assert!(renew <= now + Duration::from_secs(366 * 24 * 3600 * 10_000));
+    let answer = serde_json::from_slice::<serde_json::Value>(data).ok();
+    let creds_expiry = answer.as_ref().and_then(|a| a.get("creds")).and_then(|c| c.get("expiry"));
+    let expiration = answer.as_ref().and_then(|a| a.get("expiration")).and_then(|e| e.as_str());
+    for expires_at in [
+        akeyless_csi_provider::akeyless::token_expiry(creds_expiry, expiration),
+        akeyless_csi_provider::akeyless::token_expiry(None, Some(&text)),
+    ] {
+        let renew = akeyless_csi_provider::identity::token_renewal(now, expires_at);
+        assert!(renew <= now + Duration::from_secs(366 * 24 * 3600 * 10_000));
+    }
     // A dynamic secret's value: its lease length, and when it is renewed.
     let value = SecretString::from(text.clone());
     if let Some(lease) = akeyless_csi_provider::cache::reported_lease(&value) {
