@@ -62,30 +62,21 @@ pub async fn cloud_id(
         )
         .append_pair("client_assertion", pod_token.expose_secret())
         .finish();
-    let response = http
+    let request = http
         .post(&url)
         .header(
             reqwest::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
         )
-        .body(form)
-        .send()
-        .await
-        .map_err(|e| AzureError::Unreachable {
-            authority: authority.clone(),
-            detail: e.without_url().to_string(),
-        })?;
-    let status = response.status().as_u16();
-    let bytes = super::read_body(response)
+        .body(form);
+    let (status, bytes) = exchange(request)
         .await
         .map_err(|detail| AzureError::Unreachable {
             authority: authority.clone(),
             detail,
         })?;
     if !(200..300).contains(&status) {
-        let error = serde_json::from_slice::<ErrorResponse>(&bytes)
-            .map(|e| crate::akeyless::scrub(&format!("{} {}", e.error, e.error_description)))
-            .unwrap_or_else(|_| "no error description".into());
+        let error = error_text(&bytes);
         return Err(AzureError::Refused {
             authority,
             client_id: identity.client_id.clone(),
@@ -93,9 +84,36 @@ pub async fn cloud_id(
             error,
         });
     }
-    let token: TokenResponse =
-        serde_json::from_slice(&bytes).map_err(|_| AzureError::BadResponse { authority })?;
-    Ok(SecretString::from(
+    cloud_id_of(&bytes).ok_or(AzureError::BadResponse { authority })
+}
+
+/// Sends a token request and reads its answer (bounded): the status and the body, or why it
+/// could not be read, in words without the URL (its query may name an identity).
+async fn exchange(request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), String> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    let status = response.status().as_u16();
+    let bytes = super::read_body(response).await?;
+    Ok((status, bytes))
+}
+
+/// Azure's own words for a refusal, scrubbed and bounded (the body comes from the network).
+fn error_text(body: &[u8]) -> String {
+    serde_json::from_slice::<ErrorResponse>(body)
+        .map(|e| crate::akeyless::scrub(&format!("{} {}", e.error, e.error_description)))
+        .unwrap_or_else(|_| "no error description".into())
+}
+
+/// Akeyless's `cloud-id` from a token answer: base64 of its access token; `None` when the
+/// answer holds no token.
+fn cloud_id_of(body: &[u8]) -> Option<SecretString> {
+    let token: TokenResponse = serde_json::from_slice(body).ok()?;
+    if token.access_token.expose_secret().is_empty() {
+        return None;
+    }
+    Some(SecretString::from(
         base64::engine::general_purpose::STANDARD.encode(token.access_token.expose_secret()),
     ))
 }
@@ -206,26 +224,14 @@ pub async fn node_cloud_id(
             detail,
         }
     })?;
-    let response = http
-        .get(url)
-        .header("Metadata", "true")
-        .send()
-        .await
-        .map_err(|e| ImdsError::Unreachable {
-            url: base.clone(),
-            detail: e.without_url().to_string(),
-        })?;
-    let status = response.status().as_u16();
-    let bytes = super::read_body(response)
+    let (status, bytes) = exchange(http.get(url).header("Metadata", "true"))
         .await
         .map_err(|detail| ImdsError::Unreachable {
             url: base.clone(),
             detail,
         })?;
     if !(200..300).contains(&status) {
-        let error = serde_json::from_slice::<ErrorResponse>(&bytes)
-            .map(|e| crate::akeyless::scrub(&format!("{} {}", e.error, e.error_description)))
-            .unwrap_or_else(|_| "no error description".into());
+        let error = error_text(&bytes);
         let which = match &identity {
             NodeIdentity::Default => String::new(),
             NodeIdentity::ObjectId(oid) => format!(" with object ID {oid}"),
@@ -239,14 +245,7 @@ pub async fn node_cloud_id(
             error,
         });
     }
-    let token: TokenResponse =
-        serde_json::from_slice(&bytes).map_err(|_| ImdsError::BadResponse { url: base.clone() })?;
-    if token.access_token.expose_secret().is_empty() {
-        return Err(ImdsError::BadResponse { url: base });
-    }
-    Ok(SecretString::from(
-        base64::engine::general_purpose::STANDARD.encode(token.access_token.expose_secret()),
-    ))
+    cloud_id_of(&bytes).ok_or(ImdsError::BadResponse { url: base })
 }
 
 #[cfg(test)]
