@@ -4,8 +4,9 @@
 # image relies on: statically linked, no interpreter, under the size budget, the dependency list
 # embedded, and it runs with no libc around it. A binary of another architecture runs under
 # qemu-user (Debian qemu-user, installed when missing): `version --verbose` (target, profile and
-# features as hack/dist.sh asked), a whole `demo` mount, and a mount over its own Unix socket
-# against the emulator (hack/verify/run.sh socket: `serve` as the image runs it).
+# features as hack/dist.sh asked), that it carries none of the developer tools (no `demo`,
+# `bench` or `emulator` subcommand, none of the emulator's routes or names), and a mount over its
+# own Unix socket against the emulator (hack/verify/run.sh socket: `serve` as the image runs it).
 #
 # usage: hack/check-static-binary.sh [ARCH...]   (amd64, arm64; default: this machine's)
 set -euo pipefail
@@ -63,8 +64,26 @@ for arch in "${arches[@]}"; do
   if [[ -z $features ]]; then
     grep -qxF "features: (none)" <<<"$info" || { echo "version --verbose: want no features" >&2; exit 1; }
   fi
-  env -i "${run[@]}" "$bin" demo --out "$(mktemp -d)" >/dev/null
-  echo "demo: a whole mount OK"
+  # The emulator is a test double: the shipped binary has neither its commands nor its code.
+  help="$(env -i "${run[@]}" "$bin" --help)"
+  for tool in demo bench emulator; do
+    if grep -qE "^  $tool( |$)" <<<"$help"; then
+      echo "the shipped binary has the developer command '$tool'" >&2
+      exit 1
+    fi
+    if env -i "${run[@]}" "$bin" "$tool" --help >/dev/null 2>&1; then
+      echo "the shipped binary accepts '$tool'" >&2
+      exit 1
+    fi
+  done
+  text="$(strings -n 8 "$bin")"
+  for marker in /__emulator akeyless-emulator akeyless_emulator 'Akeyless emulator listening'; do
+    if grep -qF -- "$marker" <<<"$text"; then
+      echo "the shipped binary contains the emulator ('$marker')" >&2
+      exit 1
+    fi
+  done
+  echo "no developer tools, no emulator in the binary"
   hack/verify/run.sh socket "$bin" "${run[*]}"
   echo "static binary OK: $triple"
 done

@@ -26,8 +26,9 @@ set -euo pipefail
 # ---- The shipped build: change these and every path follows. -----------------------------
 # Cargo profile (Cargo.toml [profile.dist]).
 DIST_PROFILE=dist
-# Cargo feature arguments, e.g. (--no-default-features --features serve,sync).
-DIST_FEATURES=()
+# Cargo feature arguments: serving and syncing only. The `tools` feature (demo, bench, the
+# emulator subcommand and the emulator crate) never ships.
+DIST_FEATURES=(--no-default-features --features sync)
 # Tools, pinned; each is installed once per version under $AKEYLESS_CSI_TOOLS_DIR.
 CARGO_AUDITABLE_VERSION=0.7.7
 AUDITABLE2CDX_VERSION=0.1.0

@@ -12,11 +12,12 @@ use clap::Parser;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use crate::cli::{BackendArgs, parse_duration};
 use crate::driver::{self, SimulatedPod};
 use crate::proto;
 use crate::request::MountRequest;
+use crate::runtime::BackendArgs;
 use crate::secret::ExposeSecret;
+use crate::spec::parse_duration;
 
 #[derive(clap::Args, Debug)]
 pub struct RenderArgs {
@@ -279,7 +280,7 @@ pub async fn run(args: RenderArgs) -> Result<(), String> {
     let backend = BackendOnly::try_parse_from(argv)
         .map_err(|e| e.to_string())?
         .backend;
-    let ctx = crate::cli::provider_context(&backend)?;
+    let ctx = crate::runtime::provider_context(&backend)?;
 
     let started = Instant::now();
     let request = MountRequest::decode(&wire).map_err(|e| {

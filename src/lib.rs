@@ -24,30 +24,6 @@
 )]
 
 pub mod akeyless;
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic,
-    clippy::arithmetic_side_effects
-)] // a load generator for the `bench` command
-pub mod bench;
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic,
-    clippy::arithmetic_side_effects
-)] // `bench --runaway-jq`, a hostile load generator
-pub mod bench_runaway;
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic,
-    clippy::arithmetic_side_effects
-)] // `bench --storm`, a node-restart load generator
-pub mod bench_storm;
 pub mod cache;
 pub mod certs;
 pub mod cli;
@@ -58,25 +34,9 @@ pub mod cloud;
     clippy::indexing_slicing,
     clippy::panic,
     clippy::arithmetic_side_effects
-)] // the `demo` command, against its own embedded emulator
-pub mod demo;
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic,
-    clippy::arithmetic_side_effects
 )] // a test client playing the CSI driver
 pub mod driver;
 pub mod dry_run;
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic,
-    clippy::arithmetic_side_effects
-)] // the Akeyless emulator, a test double
-pub mod emulator;
 pub mod error;
 pub mod eval;
 pub mod identity;
@@ -86,12 +46,19 @@ pub mod plan;
 pub mod proto;
 pub mod render;
 pub mod request;
+pub mod runtime;
 pub mod secret;
 pub mod select;
+pub mod serve;
 pub mod server;
 pub mod spec;
+#[cfg(feature = "sync")]
 pub mod sync;
 pub mod telemetry;
 pub mod timefmt;
+#[cfg(feature = "tools")]
+pub mod tools;
 pub mod validate;
+pub mod version;
+#[cfg(feature = "sync")]
 pub mod webhook;

@@ -1,7 +1,8 @@
 use clap::Parser;
 
-use akeyless_csi_provider::cli::{self, Cli, Command};
+use akeyless_csi_provider::cli::{Cli, Command};
 use akeyless_csi_provider::eval;
+use akeyless_csi_provider::serve;
 
 fn main() -> std::process::ExitCode {
     // The jq worker is started for every evaluation: it skips building the whole command line,
@@ -31,17 +32,22 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match command {
-            None => cli::run_serve(cli.serve).await,
-            Some(Command::Serve(args)) => cli::run_serve(args).await,
-            Some(Command::Demo(args)) => akeyless_csi_provider::demo::run(args).await,
+            None => serve::run_serve(cli.serve).await,
+            Some(Command::Serve(args)) => serve::run_serve(args).await,
+            #[cfg(feature = "tools")]
+            Some(Command::Demo(args)) => akeyless_csi_provider::tools::demo::run(args).await,
             Some(Command::Validate(args)) => akeyless_csi_provider::validate::run(args),
             Some(Command::Render(args)) => akeyless_csi_provider::dry_run::run(args).await,
+            #[cfg(feature = "sync")]
             Some(Command::Sync(args)) => akeyless_csi_provider::sync::run(args).await,
+            #[cfg(feature = "sync")]
             Some(Command::Webhook(args)) => akeyless_csi_provider::webhook::run(args).await,
-            Some(Command::Emulator(args)) => cli::run_emulator(args).await,
-            Some(Command::Bench(args)) => akeyless_csi_provider::bench::run(args).await,
+            #[cfg(feature = "tools")]
+            Some(Command::Emulator(args)) => akeyless_csi_provider::tools::run_emulator(args).await,
+            #[cfg(feature = "tools")]
+            Some(Command::Bench(args)) => akeyless_csi_provider::tools::bench::run(args).await,
             Some(Command::Version(args)) => {
-                cli::print_version(args.verbose);
+                akeyless_csi_provider::version::print_version(args.verbose);
                 Ok(())
             }
             Some(Command::EvalWorker(_)) => Err("the jq worker runs without a runtime".into()),

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use akeyless_csi_provider::driver::{self, SimulatedPod};
-use akeyless_csi_provider::emulator::Emulator;
+use akeyless_emulator::Emulator;
 use common::*;
 use tonic::Code;
 
@@ -783,4 +783,36 @@ async fn trace_logs_hold_no_uid_tokens_or_cloud_credentials() {
     ] {
         assert!(!logs.contains(secret), "{what} leaked into the trace log");
     }
+}
+
+/// The provider asks the GCP metadata server for the node's identity token where GCE serves it
+/// (the emulator answers only there, with `Metadata-Flavor: Google`, `audience` and
+/// `format=full`), and takes the JWT it answers, with the audience asked for.
+#[tokio::test]
+async fn gcp_metadata_identity_is_asked_where_gce_serves_it() {
+    use akeyless_csi_provider::secret::ExposeSecret as _;
+    use base64::Engine as _;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("emulator");
+    emulator
+        .state()
+        .set_gcp_node_service_account("node@p.iam.gserviceaccount.com");
+    let http = reqwest::Client::new();
+    let cloud_id = akeyless_csi_provider::cloud::gcp::cloud_id(&http, &emulator.url(), "aud-1")
+        .await
+        .unwrap();
+    let jwt = base64::engine::general_purpose::STANDARD
+        .decode(cloud_id.expose_secret())
+        .unwrap();
+    let jwt = String::from_utf8(jwt).unwrap();
+    let claims = jwt.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["aud"], "aud-1");
 }

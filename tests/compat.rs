@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use akeyless_csi_provider::driver::{self, SimulatedPod};
-use akeyless_csi_provider::emulator::Emulator;
 use akeyless_csi_provider::proto;
 use akeyless_csi_provider::spec::{MIGRATION_GUIDE, ProviderIdentityFlag};
+use akeyless_emulator::Emulator;
 use common::*;
 use tonic::Code;
 

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use akeyless_csi_provider::akeyless::{AkeylessClient, AkeylessToken, AuthCredential, Operation};
-use akeyless_csi_provider::emulator::{Emulator, accepted_request_fields};
 use akeyless_csi_provider::secret::SecretString;
+use akeyless_emulator::{Emulator, accepted_request_fields};
 use common::hostile::{Answer, HostileGateway};
 use serde_json::{Value, json};
 

@@ -577,7 +577,7 @@ async fn an_item_that_stays_denied_costs_no_login_per_rotation_poll() {
 #[tokio::test]
 async fn the_allow_list_keeps_mounts_away_from_other_hosts() {
     let gw = HostileGateway::start().await;
-    let emulator = akeyless_csi_provider::emulator::Emulator::start("127.0.0.1:0".parse().unwrap())
+    let emulator = akeyless_emulator::Emulator::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     emulator.state().add_access_key_auth(ACCESS_ID, ACCESS_KEY);
@@ -622,7 +622,7 @@ async fn the_allow_list_keeps_mounts_away_from_other_hosts() {
 async fn the_nodes_identity_goes_only_to_the_operators_url() {
     let gw = HostileGateway::start().await;
     gw.on("/auth", auth_ok());
-    let emulator = akeyless_csi_provider::emulator::Emulator::start("127.0.0.1:0".parse().unwrap())
+    let emulator = akeyless_emulator::Emulator::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let state = emulator.state();

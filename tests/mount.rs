@@ -626,7 +626,7 @@ async fn socket_is_private_and_logs_hold_no_secrets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_socket_is_replaced_and_sigterm_drains_in_flight_mounts() {
-    let emulator = akeyless_csi_provider::emulator::Emulator::start("127.0.0.1:0".parse().unwrap())
+    let emulator = akeyless_emulator::Emulator::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     emulator.state().add_access_key_auth(ACCESS_ID, ACCESS_KEY);

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use akeyless_csi_provider::driver::{self, SimulatedPod};
-use akeyless_csi_provider::emulator::Emulator;
 use akeyless_csi_provider::proto;
 use akeyless_csi_provider::server::{self, ProviderService, Readiness};
 use akeyless_csi_provider::telemetry::{self, BackendHealth, HealthState};
+use akeyless_emulator::Emulator;
 use common::*;
 use hyper_util::rt::TokioIo;
 use tonic::transport::Endpoint;
@@ -174,10 +174,10 @@ fn in_process_context(url: &str) -> Arc<akeyless_csi_provider::mount::ProviderCo
     #[derive(Parser)]
     struct W {
         #[command(flatten)]
-        backend: akeyless_csi_provider::cli::BackendArgs,
+        backend: akeyless_csi_provider::runtime::BackendArgs,
     }
     let args = W::parse_from(["t", "--akeyless-url", url]).backend;
-    Arc::new(akeyless_csi_provider::cli::provider_context(&args).unwrap())
+    Arc::new(akeyless_csi_provider::runtime::provider_context(&args).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ package verify
 //
 // env: PROVIDER_BIN     the binary under test (e.g. the static linux/arm64 one)
 //      PROVIDER_RUNNER  optional program that runs it (e.g. qemu-aarch64)
-//      EMULATOR_BIN     a binary with the `emulator` subcommand (a native build)
+//      EMULATOR_BIN     the `akeyless-emulator` binary (crates/akeyless-emulator)
 
 import (
 	"bufio"
@@ -141,7 +141,7 @@ func startEmulator(t *testing.T) *Emulator {
 		t.Fatal(err)
 	}
 	out := &lockedBuffer{}
-	start(t, "emulator", []string{requireEnv(t, "EMULATOR_BIN"), "emulator",
+	start(t, "emulator", []string{requireEnv(t, "EMULATOR_BIN"),
 		"--listen", "127.0.0.1:0", "--seed", seedFile, "--log-format", "text"}, out)
 	re := regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)`)
 	var url string

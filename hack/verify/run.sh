@@ -53,7 +53,7 @@ export CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=readonly"
 if [[ -z "${EMULATOR_BIN:-}" ]]; then
   say "building the emulator (cargo build --release)"
   (cd "$ROOT" && cargo build --locked --release --quiet)
-  EMULATOR_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/akeyless-csi-provider"
+  EMULATOR_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/akeyless-emulator"
 fi
 export EMULATOR_BIN
 

@@ -6,7 +6,7 @@
 pub mod aws;
 pub mod azure;
 pub mod gcp;
-pub mod sigv4;
+pub use sigv4;
 
 use clap::Args;
 

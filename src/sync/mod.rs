@@ -30,7 +30,8 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 
-use crate::cli::{BackendArgs, TelemetryArgs, parse_duration};
+use crate::runtime::{BackendArgs, TelemetryArgs};
+use crate::spec::parse_duration;
 use crate::telemetry;
 use leader::{ElectionConfig, LeaderElection};
 use reconcile::{Context, SyncOptions};
@@ -100,14 +101,14 @@ pub async fn run(args: SyncArgs) -> Result<(), String> {
     }
     let metrics = telemetry::Metrics::new();
     let provider = Arc::new(
-        crate::cli::provider_context(&args.backend)?
+        crate::runtime::provider_context(&args.backend)?
             .with_telemetry(metrics.clone(), telemetry::BackendHealth::new()),
     );
     let client = kube::Client::try_default()
         .await
         .map_err(|e| format!("Kubernetes client (in-cluster config or KUBECONFIG): {e}"))?;
     let ready = Arc::new(AtomicBool::new(false));
-    let (health, metrics_addr) = crate::cli::spawn_telemetry(
+    let (health, metrics_addr) = crate::runtime::spawn_telemetry(
         &args.telemetry,
         health_router(ready.clone()),
         telemetry::metrics_router(metrics.clone()),
@@ -162,7 +163,7 @@ pub async fn run(args: SyncArgs) -> Result<(), String> {
     );
     ready.store(true, Ordering::Relaxed);
 
-    let shutdown = crate::cli::shutdown_signal();
+    let shutdown = crate::runtime::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tracing::info!("waiting to become the leader");

@@ -28,7 +28,8 @@ use axum::Router;
 use axum::routing::get;
 use clap::Args;
 
-use crate::cli::{TelemetryArgs, parse_duration};
+use crate::runtime::TelemetryArgs;
+use crate::spec::parse_duration;
 use crate::spec::{GatewayAllowList, SpecDefaults, normalize_gateway_url};
 use crate::telemetry;
 use metrics::WebhookMetrics;
@@ -210,7 +211,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), String> {
         }
     }
 
-    let (health, metrics_addr) = crate::cli::spawn_telemetry(
+    let (health, metrics_addr) = crate::runtime::spawn_telemetry(
         &args.telemetry,
         health_router(readiness.clone()),
         metrics.router(),
@@ -233,7 +234,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), String> {
         tls,
         server::router(defaults, metrics),
         async move {
-            crate::cli::shutdown_signal().await;
+            crate::runtime::shutdown_signal().await;
             shutdown_readiness.set(false, "shutting down");
         },
     )

@@ -10,9 +10,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use akeyless_csi_provider::driver::{self, SimulatedPod};
-use akeyless_csi_provider::emulator::Emulator;
 use akeyless_csi_provider::proto;
 use akeyless_csi_provider::proto::csi_driver_provider_client::CsiDriverProviderClient;
+use akeyless_emulator::Emulator;
 use tonic::transport::Channel;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_akeyless-csi-provider");
@@ -162,7 +162,7 @@ impl Fixture {
         Fixture { emulator, provider }
     }
 
-    pub fn state(&self) -> &akeyless_csi_provider::emulator::EmulatorState {
+    pub fn state(&self) -> &akeyless_emulator::EmulatorState {
         self.emulator.state()
     }
 

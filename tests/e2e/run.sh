@@ -48,11 +48,13 @@ start=$SECONDS
 log "building the real components (cached by version in $E2E_BIN); driver versions: ${CSI_DRIVER_VERSIONS[*]}"
 "$E2E_DIR/build-tools.sh" all
 
-log "building the provider (cargo build --release)"
+log "building the provider and the emulator (cargo build --release)"
 (cd "$REPO_ROOT" && cargo build --locked --release --quiet)
 target_dir="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
 provider_bin="$target_dir/release/akeyless-csi-provider"
+emulator_bin="$target_dir/release/akeyless-emulator"
 [[ -x "$provider_bin" ]] || die "no provider binary at $provider_bin"
+[[ -x "$emulator_bin" ]] || die "no emulator binary at $emulator_bin"
 
 "$E2E_DIR/control-plane.sh" up "$WORK/control-plane"
 set -a
@@ -60,6 +62,7 @@ set -a
 source "$WORK/control-plane/env"
 set +a
 export E2E_PROVIDER_BIN="$provider_bin"
+export E2E_EMULATOR_BIN="$emulator_bin"
 export E2E_WORK_DIR="$WORK"
 log "setup took $((SECONDS - start))s"
 

@@ -74,7 +74,7 @@ func fail(format string, args ...any) int {
 }
 
 func run(m *testing.M) int {
-	env, err := harness.MustEnv("E2E_PROVIDER_BIN", "E2E_DRIVER_BIN", "E2E_DRIVER_MODULE_DIR",
+	env, err := harness.MustEnv("E2E_PROVIDER_BIN", "E2E_EMULATOR_BIN", "E2E_DRIVER_BIN", "E2E_DRIVER_MODULE_DIR",
 		"E2E_DRIVER_VERSION", "KUBECONFIG", "E2E_API_SERVER", "E2E_CA_FILE")
 	if err != nil {
 		return fail("%v", err)
@@ -157,7 +157,7 @@ func run(m *testing.M) int {
 		return fail("%v", err)
 	}
 
-	emulator, err = harness.StartEmulator(env["E2E_PROVIDER_BIN"], logDir)
+	emulator, err = harness.StartEmulator(env["E2E_EMULATOR_BIN"], logDir)
 	if err != nil {
 		return fail("emulator: %v", err)
 	}

@@ -81,7 +81,7 @@ func fail(format string, args ...any) int {
 
 func run(m *testing.M) int {
 	var err error
-	env, err = harness.MustEnv("E2E_PROVIDER_BIN", "E2E_DRIVER_MODULE_DIR", "KUBECONFIG", "E2E_API_SERVER", "E2E_CA_FILE")
+	env, err = harness.MustEnv("E2E_PROVIDER_BIN", "E2E_EMULATOR_BIN", "E2E_DRIVER_MODULE_DIR", "KUBECONFIG", "E2E_API_SERVER", "E2E_CA_FILE")
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -133,7 +133,7 @@ func run(m *testing.M) int {
 		}
 	}
 
-	emulator, err = harness.StartEmulator(env["E2E_PROVIDER_BIN"], logDir)
+	emulator, err = harness.StartEmulator(env["E2E_EMULATOR_BIN"], logDir)
 	if err != nil {
 		return fail("emulator: %v", err)
 	}

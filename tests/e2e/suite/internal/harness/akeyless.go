@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 )
 
-// Emulator is the in-repo Akeyless API emulator (`akeyless-csi-provider emulator`), driven
-// through its /__emulator admin routes.
+// Emulator is the in-repo Akeyless API emulator (the `akeyless-emulator` binary of
+// crates/akeyless-emulator), driven through its /__emulator admin routes.
 type Emulator struct {
 	URL  string
 	Proc *Proc
@@ -26,9 +26,9 @@ type Emulator struct {
 var emulatorURLLine = regexp.MustCompile(`Akeyless emulator listening on (http://\S+)`)
 
 // StartEmulator runs the emulator on a free loopback port and waits until it answers.
-func StartEmulator(providerBin, logDir string) (*Emulator, error) {
-	p, err := Start("emulator", logDir, providerBin,
-		[]string{"emulator", "--listen", "127.0.0.1:0"}, nil)
+func StartEmulator(emulatorBin, logDir string) (*Emulator, error) {
+	p, err := Start("emulator", logDir, emulatorBin,
+		[]string{"--listen", "127.0.0.1:0"}, nil)
 	if err != nil {
 		return nil, err
 	}

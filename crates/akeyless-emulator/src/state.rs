@@ -965,7 +965,7 @@ fn owned(values: &[&str]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::items::ItemType;
+    use crate::items::ItemType;
     use serde_json::json;
 
     #[test]

@@ -31,9 +31,13 @@ use serde_json::{Value, json};
 use super::jwt::{has_audience, k8s_subject};
 use super::state::{AwsKey, EmulatorState};
 use super::util::{random_alphanumeric, rfc3339};
-use crate::cloud::aws::GET_CALLER_IDENTITY_BODY;
-use crate::cloud::sigv4;
-use crate::secret::SecretString;
+use secrecy::SecretString;
+
+/// The only STS call an `aws_iam` cloud-id may carry, as AWS documents it.
+const GET_CALLER_IDENTITY_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
+/// Google STS's token-exchange grant and the token type it issues (RFC 8693 names).
+const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// The audience STS requires on EKS web-identity tokens.
 pub(crate) const STS_AUDIENCE: &str = "sts.amazonaws.com";
@@ -187,7 +191,7 @@ pub(crate) fn verify_aws_cloud_id(
         return Err("the signature's scope is not STS in the endpoint's region".into());
     }
     let amz_date = header("x-amz-date").ok_or("the request has no X-Amz-Date")?;
-    let signed_at = crate::timefmt::parse_rfc3339(&format!(
+    let signed_at = super::util::parse_rfc3339(&format!(
         "{}-{}-{}T{}:{}:{}Z",
         amz_date.get(0..4).unwrap_or(""),
         amz_date.get(4..6).unwrap_or(""),
@@ -385,7 +389,7 @@ pub(crate) async fn google_sts(
 ) -> Response {
     let form = sts_fields(&headers, &body);
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
-    if field("grant_type") != crate::cloud::gcp::TOKEN_EXCHANGE_GRANT {
+    if field("grant_type") != TOKEN_EXCHANGE_GRANT {
         return google_sts_error(
             "unsupported_grant_type",
             "grant_type must be urn:ietf:params:oauth:grant-type:token-exchange",
@@ -400,7 +404,7 @@ pub(crate) async fn google_sts(
             "Invalid value for \"subject_token_type\".",
         );
     }
-    if field("requested_token_type") != crate::cloud::gcp::ACCESS_TOKEN_TYPE {
+    if field("requested_token_type") != ACCESS_TOKEN_TYPE {
         return google_sts_error(
             "invalid_request",
             "Invalid value for \"requested_token_type\".",
@@ -452,7 +456,7 @@ pub(crate) async fn google_sts(
     drop(data);
     axum::Json(json!({
         "access_token": access_token,
-        "issued_token_type": crate::cloud::gcp::ACCESS_TOKEN_TYPE,
+        "issued_token_type": ACCESS_TOKEN_TYPE,
         "token_type": "Bearer",
         "expires_in": 3600,
     }))
@@ -577,15 +581,62 @@ mod tests {
             (Some("g"), Some("t"), 2)
         );
     }
-    use crate::cloud::aws::{AwsCredentials, cloud_id};
-    use crate::secret::ExposeSecret;
+    use secrecy::ExposeSecret;
 
-    fn creds(secret: &str, session: Option<&str>) -> AwsCredentials {
-        AwsCredentials {
-            access_key_id: "AKIATEST0000000001".into(),
-            secret_access_key: SecretString::from(secret.to_string()),
-            session_token: session.map(|s| SecretString::from(s.to_string())),
+    /// An access key of the test's AWS user: its secret, and a session token for temporary
+    /// credentials.
+    struct Creds {
+        secret: &'static str,
+        session: Option<&'static str>,
+    }
+
+    fn creds(secret: &'static str, session: Option<&'static str>) -> Creds {
+        Creds { secret, session }
+    }
+
+    /// A client's `aws_iam` cloud-id for `creds`, signed for `region` at `now` (the document the
+    /// provider sends, signed with the same SigV4 code).
+    fn cloud_id(creds: &Creds, region: &str, now: SystemTime) -> SecretString {
+        let date = rfc3339(now).replace(['-', ':'], "");
+        let url = format!("https://sts.{region}.amazonaws.com/");
+        let mut headers = vec![
+            (
+                "Content-Type".to_string(),
+                "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+            ),
+            ("Host".to_string(), format!("sts.{region}.amazonaws.com")),
+            ("X-Amz-Date".to_string(), date.clone()),
+        ];
+        if let Some(token) = creds.session {
+            headers.push(("X-Amz-Security-Token".to_string(), token.to_string()));
         }
+        let request = sigv4::Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            payload: GET_CALLER_IDENTITY_BODY.as_bytes(),
+        };
+        let scope = sigv4::Scope {
+            amz_date: &date,
+            region,
+            service: "sts",
+        };
+        let secret = SecretString::from(creds.secret.to_string());
+        let signed = sigv4::authorization("AKIATEST0000000001", &secret, &scope, &request);
+        let mut sent: BTreeMap<String, Vec<String>> = headers
+            .into_iter()
+            .filter(|(name, _)| name != "Host")
+            .map(|(name, value)| (name, vec![value]))
+            .collect();
+        sent.insert("Authorization".into(), vec![signed]);
+        let document = json!({
+            "sts_request_method": "POST",
+            "sts_request_url": STANDARD.encode(&url),
+            "sts_request_body": STANDARD.encode(GET_CALLER_IDENTITY_BODY),
+            "sts_request_headers": STANDARD.encode(serde_json::to_string(&sent).unwrap()),
+        });
+        SecretString::from(STANDARD.encode(document.to_string()))
     }
 
     /// Re-encodes a cloud-id after `edit` changed its decoded document.

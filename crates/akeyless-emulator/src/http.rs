@@ -44,7 +44,7 @@ pub(crate) fn router(state: EmulatorState) -> Router {
         )
         .route("/aws-sts", axum::routing::post(super::cloud::sts))
         .route(
-            crate::cloud::gcp::METADATA_IDENTITY_PATH,
+            "/computeMetadata/v1/instance/service-accounts/default/identity",
             axum::routing::get(super::cloud::gcp_identity),
         )
         .route("/v1/token", axum::routing::post(super::cloud::google_sts))

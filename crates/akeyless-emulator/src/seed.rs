@@ -276,8 +276,8 @@ impl EmulatorState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::items::ItemType;
-    use crate::emulator::state::Identity;
+    use crate::items::ItemType;
+    use crate::state::Identity;
 
     const SEED: &str = r#"{
         "token_ttl_seconds": 60,

@@ -3,6 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::{Rng, distr::Alphanumeric};
+use time::format_description::well_known::Rfc3339;
 
 /// `n` random bytes as lowercase hex (`2 * n` characters).
 pub(crate) fn random_hex(n: usize) -> String {
@@ -41,7 +42,19 @@ pub(crate) fn add_saturating(now: SystemTime, d: Duration) -> SystemTime {
 
 /// RFC 3339 text of `t` (the emulator only formats instants it made itself).
 pub(crate) fn rfc3339(t: SystemTime) -> String {
-    crate::timefmt::rfc3339(t).unwrap_or_else(|| "9999-12-31T23:59:59Z".into())
+    // Second precision, as Akeyless answers.
+    time::OffsetDateTime::from(t)
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "9999-12-31T23:59:59Z".into())
+}
+
+/// The instant an RFC 3339 text names; `None` when it isn't one.
+pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    time::OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(SystemTime::from)
 }
 
 /// Akeyless item names are absolute paths; `secret` and `/secret` name the same item.

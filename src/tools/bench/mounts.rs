@@ -1,77 +1,16 @@
-//! `bench`: drives the real provider binary over its socket, as many pods at once as asked,
-//! against the in-process Akeyless emulator at a chosen latency, and prints what a platform team
-//! wants to know: mount latency percentiles, mounts/s, backend calls per mount for a cold and a
-//! warm (rotation) round, the provider's peak RSS, and the floor of a `Version` round trip.
+//! The mount benchmark (the default): cold and warm rounds of many pods at once.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::driver::{self, SimulatedPod};
-use crate::emulator::Emulator;
-use crate::proto;
+use akeyless_emulator::Emulator;
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct BenchArgs {
-    /// Pods per round (each its own UID and service-account token).
-    #[arg(long, default_value_t = 500)]
-    pub pods: usize,
-    /// Static objects per SecretProviderClass (all typed, one batch).
-    #[arg(long, default_value_t = 10)]
-    pub objects: usize,
-    /// Namespaces the pods are spread over (each with its own items and grants).
-    #[arg(long, default_value_t = 4)]
-    pub namespaces: usize,
-    /// Service accounts per namespace.
-    #[arg(long, default_value_t = 2)]
-    pub service_accounts: usize,
-    /// Mounts in flight at once (kubelet publishes volumes in parallel).
-    #[arg(long, default_value_t = 64)]
-    pub concurrency: usize,
-    /// Latency added by the emulator to every Akeyless call, in milliseconds.
-    #[arg(long, default_value_t = 0)]
-    pub latency_ms: u64,
-    /// akeylessTokenScope of the SecretProviderClass: pod or serviceAccount.
-    #[arg(long, default_value = "pod")]
-    pub token_scope: String,
-    /// Passed to the provider's --value-cache-ttl.
-    #[arg(long, default_value = "0s")]
-    pub value_cache_ttl: String,
-    /// Number of warm (rotation) rounds after the cold one.
-    #[arg(long, default_value_t = 1)]
-    pub warm_rounds: usize,
-    /// Version round trips measured for the floor.
-    #[arg(long, default_value_t = 2000)]
-    pub version_calls: usize,
-    /// A jq expression for the first object of every SecretProviderClass, whose item then holds
-    /// a JSON value with `user`, `host` and `password` (e.g. `.user`, or
-    /// `"\(.user)@\(.host)"`), to measure what jq costs a mount.
-    #[arg(long)]
-    pub jq: Option<String>,
-    /// Instead of the mount rounds: issue 12's hostile-filter scenario (six runaway jq filters
-    /// at once, memory bombs, a 200,000-key explode), printing each answer and its time,
-    /// `Version` and ordinary-mount latency meanwhile, CPU after the answers and peak RSS of
-    /// the provider and its jq workers.
-    #[arg(long)]
-    pub runaway_jq: bool,
-    /// Instead of the mount rounds: issue 15's node-restart storm. Every pod (`--pods`, over
-    /// `--namespaces` x `--service-accounts`, `--objects` untyped objects each) mounts at once
-    /// on a fresh provider, cold then warm; then, on another fresh provider, the same storm while
-    /// the emulator answers 429 for `--throttle-secs`. Prints backend calls by command, time
-    /// until every pod is mounted, p50/p99, and the requests received during the 429 window.
-    #[arg(long)]
-    pub storm: bool,
-    /// With --storm: how long the emulator answers 429 in the second variant.
-    #[arg(long, default_value_t = 5)]
-    pub throttle_secs: u64,
-    /// With --storm: the `Retry-After` (seconds) of those 429s; 0 sends none.
-    #[arg(long, default_value_t = 1)]
-    pub retry_after_secs: u64,
-    /// With --runaway-jq: the provider's --jq-timeout.
-    #[arg(long, default_value = "2s")]
-    pub jq_timeout: String,
-}
+use super::args::BenchArgs;
+use super::process::{ProviderProcess, ms, percentile, rss_kib, wait_for_socket};
+use crate::driver::{self, SimulatedPod};
+use crate::proto;
 
 /// The JSON value of the first item when `--jq` is given.
 fn jq_value(ns: &str) -> String {
@@ -81,56 +20,6 @@ fn jq_value(ns: &str) -> String {
         "password": "x".repeat(32),
     })
     .to_string()
-}
-
-pub(crate) fn rss_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-pub(crate) fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-pub(crate) struct ProviderProcess(pub(crate) Child);
-
-impl Drop for ProviderProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub(crate) async fn wait_for_socket(socket: &Path, child: &mut Child) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("the provider exited early ({status})"));
-        }
-        if let Ok(mut c) = driver::connect(socket).await
-            && c.version(proto::VersionRequest::default()).await.is_ok()
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err("the provider did not come up within 30 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 struct RoundResult {
@@ -215,13 +104,7 @@ fn print_round(name: &str, r: &RoundResult, pods: usize) {
     let _ = pods;
 }
 
-pub async fn run(args: BenchArgs) -> Result<(), String> {
-    if args.runaway_jq {
-        return crate::bench_runaway::run(&args).await;
-    }
-    if args.storm {
-        return crate::bench_storm::run(&args).await;
-    }
+pub(super) async fn run(args: &BenchArgs) -> Result<(), String> {
     let emulator = Emulator::start("127.0.0.1:0".parse().expect("literal address"))
         .await
         .map_err(|e| format!("starting the emulator: {e}"))?;

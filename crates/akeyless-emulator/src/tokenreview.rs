@@ -341,10 +341,10 @@ mod tests {
         use base64::Engine as _;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (api_server, task) = review_endpoint().await;
-        let emulator = crate::emulator::Emulator::start("127.0.0.1:0".parse().unwrap())
+        let emulator = crate::Emulator::start("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-        let seed: crate::emulator::Seed = serde_json::from_value(json!({
+        let seed: crate::Seed = serde_json::from_value(json!({
             "k8s_auth_configs": [{"name": "cluster", "api_server": api_server,
                                   "token_reviewer_jwt": "reviewer-jwt"}],
             "auth_methods": [{"type": "k8s", "access_id": "p-k", "config_name": "cluster",
@@ -409,7 +409,7 @@ mod tests {
         assert_eq!(auth(&own).await.0, 401);
 
         // A wrong reviewer token: the API server refuses the review itself.
-        let seed: crate::emulator::Seed = serde_json::from_value(json!({
+        let seed: crate::Seed = serde_json::from_value(json!({
             "k8s_auth_configs": [{"name": "cluster", "api_server": api_server,
                                   "token_reviewer_jwt": "wrong"}],
         }))
@@ -422,7 +422,7 @@ mod tests {
             "{body}"
         );
 
-        let bad: crate::emulator::Seed = serde_json::from_value(json!({
+        let bad: crate::Seed = serde_json::from_value(json!({
             "k8s_auth_configs": [{"name": "x", "api_server": "not a url"}],
         }))
         .unwrap();

@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{BackendArgs, provider_context};
 use crate::driver::{self, SimulatedPod};
-use crate::emulator::Emulator;
 use crate::proto;
+use crate::runtime::{BackendArgs, provider_context};
 use crate::server::{self, ProviderService, Readiness};
 use crate::telemetry::{self, LogFormat};
+use akeyless_emulator::Emulator;
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {

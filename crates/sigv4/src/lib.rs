@@ -6,7 +6,7 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::secret::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretString};
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 

@@ -26,7 +26,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use akeyless_csi_provider::emulator::Emulator;
+//! use akeyless_emulator::Emulator;
 //! let emulator = Emulator::start("127.0.0.1:0".parse().unwrap()).await?;
 //! let state = emulator.state();
 //! state.add_access_key_auth("p-demo", "demo-key");
@@ -56,6 +56,7 @@ mod tests;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -151,4 +152,45 @@ impl Emulator {
             task.abort();
         }
     }
+}
+
+/// Options of a standalone emulator: the `akeyless-emulator` binary, and the provider's
+/// `emulator` subcommand in builds with the `tools` feature.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "AKEYLESS_CSI_EMULATOR_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub listen: SocketAddr,
+    /// Seed file (YAML or JSON) with auth methods, grants and items.
+    #[arg(long, env = "AKEYLESS_CSI_EMULATOR_SEED")]
+    pub seed: Option<PathBuf>,
+}
+
+/// Starts an emulator as `args` say, prints `Akeyless emulator listening on URL` (the line test
+/// harnesses wait for) and serves until `shutdown` resolves.
+pub async fn serve(
+    args: &ServeArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let emulator = Emulator::start(args.listen)
+        .await
+        .map_err(|e| format!("--listen {}: {e}", args.listen))?;
+    if let Some(path) = &args.seed {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("--seed {}: {e}", path.display()))?;
+        let seed: Seed = serde_yaml_ng::from_str(&text)
+            .map_err(|e| format!("--seed {}: {e}", path.display()))?;
+        emulator
+            .state()
+            .try_load_seed(&seed)
+            .map_err(|e| format!("--seed {}: {e}", path.display()))?;
+    }
+    println!("Akeyless emulator listening on {}", emulator.url());
+    shutdown.await;
+    emulator.shutdown().await;
+    Ok(())
 }

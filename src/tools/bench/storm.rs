@@ -8,10 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::bench::{BenchArgs, ProviderProcess, ms, percentile, rss_kib};
+use super::args::BenchArgs;
+use super::process::{ProviderProcess, ms, percentile, rss_kib, start_provider};
 use crate::driver::{self, SimulatedPod};
-use crate::emulator::{Emulator, EmulatorState};
 use crate::proto;
+use akeyless_emulator::{Emulator, EmulatorState};
 
 const ACCESS_ID: &str = "p-stormk8sauth1";
 
@@ -168,8 +169,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
 
     // Cold and warm on a fresh provider.
     let socket = work.path().join("storm.sock");
-    let provider: ProviderProcess =
-        crate::bench_runaway::start_provider(&socket, &url, &flags).await?;
+    let provider: ProviderProcess = start_provider(&socket, &url, &flags).await?;
     let cold = storm(&socket, &requests, state).await?;
     print_storm("cold", &cold);
     let warm = storm(&socket, &requests, state).await?;
@@ -182,7 +182,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
     let window = Duration::from_secs(args.throttle_secs);
     let retry_after = (args.retry_after_secs > 0).then_some(args.retry_after_secs);
     let socket = work.path().join("storm-429.sock");
-    let provider = crate::bench_runaway::start_provider(&socket, &url, &flags).await?;
+    let provider = start_provider(&socket, &url, &flags).await?;
     let before = state.total_count();
     state.throttle_for(window, retry_after);
     let window_end = tokio::time::Instant::now() + window;

@@ -5,16 +5,16 @@
 //! and its children (sampled every 10 ms from /proc).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::bench::{BenchArgs, ProviderProcess, wait_for_socket};
+use super::args::BenchArgs;
+use super::process::start_provider;
 use crate::driver::{self, SimulatedPod};
-use crate::emulator::Emulator;
 use crate::proto;
 use crate::proto::csi_driver_provider_client::CsiDriverProviderClient;
+use akeyless_emulator::Emulator;
 
 /// Filters that never end (the and a few more).
 pub const RUNAWAY: &[&str] = &[
@@ -127,33 +127,6 @@ impl RssSampler {
         }
         self.peak.load(Ordering::Relaxed)
     }
-}
-
-pub(crate) async fn start_provider(
-    socket: &Path,
-    url: &str,
-    flags: &[&str],
-) -> Result<ProviderProcess, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
-        .arg("serve")
-        .arg("--endpoint")
-        .arg(socket)
-        .args(["--akeyless-url", url])
-        .args([
-            "--health-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
-        .args(["--log-level", "error"])
-        .args(flags)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting the provider: {e}"))?;
-    wait_for_socket(socket, &mut child).await?;
-    Ok(ProviderProcess(child))
 }
 
 async fn client(
