@@ -30,9 +30,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::api::redact_serde_error;
-use super::http::error_response;
 use super::seed::Seed;
 use super::state::EmulatorState;
+use super::util::error_response;
 
 pub(crate) fn router() -> Router<EmulatorState> {
     Router::new()

@@ -22,15 +22,6 @@ pub(crate) const EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
 /// The audience of the ARM tokens it issues.
 pub(crate) const ARM_AUDIENCE: &str = "https://management.azure.com/";
 
-/// An app (or user-assigned managed identity) with a federated credential for one service account.
-#[derive(Clone, Debug)]
-pub(crate) struct AzureApp {
-    pub tenant_id: String,
-    pub object_id: String,
-    /// `system:serviceaccount:<namespace>:<name>`.
-    pub subject: String,
-}
-
 fn aad_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
@@ -117,15 +108,6 @@ pub(crate) async fn token(
     }));
     axum::Json(json!({"token_type": "Bearer", "expires_in": 3600, "access_token": access_token}))
         .into_response()
-}
-
-/// A managed identity assigned to the emulated node.
-#[derive(Clone, Debug)]
-pub(crate) struct NodeIdentity {
-    pub tenant_id: String,
-    pub object_id: String,
-    /// `None`: the system-assigned identity.
-    pub client_id: Option<String>,
 }
 
 /// `GET /metadata/identity/oauth2/token?api-version=…&resource=…[&object_id|client_id|msi_res_id=…]`

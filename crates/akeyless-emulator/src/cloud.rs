@@ -29,7 +29,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::jwt::{has_audience, k8s_subject};
-use super::state::{AwsKey, EmulatorState};
+use super::state::{AwsKey, EmulatorState, GcpPrincipal};
 use super::util::{random_alphanumeric, rfc3339};
 use secrecy::SecretString;
 
@@ -310,15 +310,6 @@ pub(crate) async fn gcp_identity(
         "exp": secs(now + Duration::from_secs(3600)),
     }));
     (StatusCode::OK, token).into_response()
-}
-
-/// The principal a federated access token stands for.
-#[derive(Clone, Debug)]
-pub(crate) struct GcpPrincipal {
-    pub provider: String,
-    pub namespace: String,
-    pub service_account: String,
-    pub expires_at: SystemTime,
 }
 
 /// Most ID tokens remembered for leak checks.

@@ -17,7 +17,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::serve::{IncomingStream, Listener};
 use http::{HeaderValue, Method, StatusCode, header};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -25,6 +25,7 @@ use super::admin;
 use super::api::{self, ApiError, Command};
 use super::faults::FaultAction;
 use super::state::{EmulatorState, RecordedRequest};
+use super::util::error_response;
 
 /// Admin routes live under this prefix; everything else is the Akeyless API.
 pub(crate) const ADMIN_PREFIX: &str = "/__emulator";
@@ -54,11 +55,6 @@ pub(crate) fn router(state: EmulatorState) -> Router {
         )
         .fallback(akeyless_api)
         .with_state(state)
-}
-
-/// `{"error": message}` with `status`, the shape of every Akeyless error.
-pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
 /// The command path of a request to a gateway prefix (`/api/v2/auth` → `/auth`).

@@ -188,7 +188,7 @@ pub(crate) struct Session {
 pub(crate) struct Data {
     pub auth_methods: HashMap<String, AuthMethod>,
     /// Apps of the emulated Azure AD, by client ID.
-    pub(crate) azure_apps: HashMap<String, super::azure::AzureApp>,
+    pub(crate) azure_apps: HashMap<String, AzureApp>,
     /// Universal Identity tokens by token.
     pub(crate) uid_tokens: HashMap<String, UidToken>,
     /// IAM roles of the emulated AWS STS (role ARN → trusted `system:serviceaccount:<ns>:<sa>`).
@@ -198,7 +198,7 @@ pub(crate) struct Data {
     /// The Google service account the emulated metadata server answers as.
     pub(crate) gcp_node_account: Option<String>,
     /// The managed identities assigned to the node the emulated Azure IMDS runs on.
-    pub(crate) azure_node_identities: Vec<super::azure::NodeIdentity>,
+    pub(crate) azure_node_identities: Vec<NodeIdentity>,
     /// Workload identity providers of the emulated Google STS: provider audience → the pod-token
     /// audiences it accepts (empty: Google's default for that provider).
     pub(crate) gcp_providers: HashMap<String, Vec<String>>,
@@ -206,7 +206,7 @@ pub(crate) struct Data {
     /// service account, Google service account email).
     pub(crate) gcp_impersonation: Vec<(String, String, String, String)>,
     /// Federated access tokens the emulated STS issued.
-    pub(crate) gcp_access_tokens: HashMap<String, super::cloud::GcpPrincipal>,
+    pub(crate) gcp_access_tokens: HashMap<String, GcpPrincipal>,
     /// ID tokens the emulated IAM Credentials issued (newest last, bounded), for leak checks.
     pub(crate) gcp_id_tokens: VecDeque<String>,
     /// Gateway Kubernetes auth configs by name: k8s auth methods naming one use TokenReview.
@@ -521,7 +521,7 @@ impl EmulatorState {
     ) {
         self.lock().azure_apps.insert(
             client_id.to_owned(),
-            super::azure::AzureApp {
+            AzureApp {
                 tenant_id: tenant_id.to_owned(),
                 object_id: object_id.to_owned(),
                 subject: format!("system:serviceaccount:{namespace}:{service_account}"),
@@ -538,13 +538,11 @@ impl EmulatorState {
         object_id: &str,
         client_id: Option<&str>,
     ) {
-        self.lock()
-            .azure_node_identities
-            .push(super::azure::NodeIdentity {
-                tenant_id: tenant_id.to_owned(),
-                object_id: object_id.to_owned(),
-                client_id: client_id.map(str::to_owned),
-            });
+        self.lock().azure_node_identities.push(NodeIdentity {
+            tenant_id: tenant_id.to_owned(),
+            object_id: object_id.to_owned(),
+            client_id: client_id.map(str::to_owned),
+        });
     }
 
     /// Registers a `universal_identity` auth method and returns its first token (`u-…`).
@@ -960,6 +958,33 @@ impl EmulatorState {
 
 fn owned(values: &[&str]) -> Vec<String> {
     values.iter().map(|v| (*v).to_owned()).collect()
+}
+
+/// An app (or user-assigned managed identity) with a federated credential for one service account.
+#[derive(Clone, Debug)]
+pub(crate) struct AzureApp {
+    pub tenant_id: String,
+    pub object_id: String,
+    /// `system:serviceaccount:<namespace>:<name>`.
+    pub subject: String,
+}
+
+/// A managed identity assigned to the emulated node.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeIdentity {
+    pub tenant_id: String,
+    pub object_id: String,
+    /// `None`: the system-assigned identity.
+    pub client_id: Option<String>,
+}
+
+/// The principal a federated access token stands for.
+#[derive(Clone, Debug)]
+pub(crate) struct GcpPrincipal {
+    pub provider: String,
+    pub namespace: String,
+    pub service_account: String,
+    pub expires_at: SystemTime,
 }
 
 #[cfg(test)]

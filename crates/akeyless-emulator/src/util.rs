@@ -2,7 +2,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use rand::{Rng, distr::Alphanumeric};
+use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 /// `n` random bytes as lowercase hex (`2 * n` characters).
@@ -64,6 +67,11 @@ pub(crate) fn normalize_name(name: &str) -> String {
     } else {
         format!("/{name}")
     }
+}
+
+/// `{"error": message}` with `status`, the shape of every Akeyless error.
+pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
 #[cfg(test)]
