@@ -18,7 +18,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), String> {
         provider_context(&args.backend)?.with_telemetry(metrics.clone(), backend_health.clone()),
     );
     let readiness = Readiness::default();
-    let health_router = telemetry::health_router(telemetry::HealthState {
+    let health_router = server::health::health_router(server::health::HealthState {
         readiness: readiness.clone(),
         socket: args.endpoint.clone(),
         backend: backend_health,

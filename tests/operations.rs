@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use akeyless_csi_provider::driver::{self, SimulatedPod};
 use akeyless_csi_provider::proto;
+use akeyless_csi_provider::server::health::{HealthState, health_router};
 use akeyless_csi_provider::server::{self, ProviderService, Readiness};
-use akeyless_csi_provider::telemetry::{self, BackendHealth, HealthState};
+use akeyless_csi_provider::telemetry::{self, BackendHealth};
 use akeyless_emulator::Emulator;
 use common::*;
 use hyper_util::rt::TokioIo;
@@ -188,7 +189,7 @@ async fn readyz_fails_before_the_socket_serves_after_draining_and_when_akeyless_
     let backend = BackendHealth::new();
     let addr = telemetry::spawn_http(
         "127.0.0.1:0".parse().unwrap(),
-        telemetry::health_router(HealthState {
+        health_router(HealthState {
             readiness: readiness.clone(),
             socket: socket.clone(),
             backend: backend.clone(),

@@ -6,6 +6,7 @@
 //! `v1alpha1.CSIDriverProvider` while the provider accepts mounts, `NOT_SERVING` once it drains.
 
 mod authority;
+pub mod health;
 mod socket;
 
 use std::sync::Arc;

@@ -1,9 +1,9 @@
-//! Logging, metrics and the HTTP health endpoints.
+//! Logging, metrics, the record of whether Akeyless answers, and the HTTP listener they share.
 //!
 //! Logs go to stderr, JSON by default (one object per line) or text. Each mount logs one line
 //! (see `server`); no log line carries a secret value, key or token.
 
-pub mod health;
+pub mod backend;
 pub mod metrics;
 
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use axum::Router;
 use axum::routing::get;
 use tracing_subscriber::EnvFilter;
 
-pub use health::{BackendHealth, HealthState, health_router};
+pub use backend::BackendHealth;
 pub use metrics::Metrics;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
