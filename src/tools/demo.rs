@@ -4,7 +4,7 @@
 //! rotates a secret and mounts again to show the version change.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +86,8 @@ fn print_mount(
     }
 }
 
+/// `demo`: an emulator, a provider on a temporary socket, a mount as the driver sends it, a
+/// rotation and a second mount.
 pub async fn run(args: DemoArgs) -> Result<(), String> {
     telemetry::init_logging(LogFormat::Text, &args.log_level);
     let emulator = Emulator::start("127.0.0.1:0".parse().expect("literal address"))
@@ -104,8 +106,39 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     };
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
 
+    let (stop_tx, provider) = start_provider(&socket, &emulator.url())?;
+    println!("Akeyless emulator:  {}", emulator.url());
+    println!("provider socket:    {}", socket.display());
+    println!(
+        "pod:                demo/web-7d4f9 (service account web), Kubernetes auth as the pod"
+    );
+    let changed = mount_rotate_mount(&socket, &emulator, &out).await?;
+    println!(
+        "Files are in {} (inspect them with ls -l / cat).",
+        out.display()
+    );
+
+    let _ = stop_tx.send(());
+    let _ = provider.await;
+    emulator.shutdown().await;
+    // Keep the output folder (and the work folder when it holds it) for the user.
+    let _ = work.keep();
+    if changed == 0 {
+        return Err("rotation did not change any object version".into());
+    }
+    Ok(())
+}
+
+/// The in-process provider: send on the first to stop it, await the second for its end.
+type RunningProvider = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+);
+
+/// The provider as `serve` runs it (default settings), in this process, on `socket`.
+fn start_provider(socket: &Path, akeyless_url: &str) -> Result<RunningProvider, String> {
     let backend = BackendArgs {
-        akeyless_url: emulator.url(),
+        akeyless_url: akeyless_url.to_string(),
         allowed_gateways: String::new(),
         ca_bundle: None,
         connect_timeout: Duration::from_secs(5),
@@ -121,8 +154,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     };
     let mount_timeout = Duration::from_secs(30);
     let ctx = Arc::new(provider_context(&backend)?);
-    let listener =
-        server::bind_socket(&socket).map_err(|e| format!("{}: {e}", socket.display()))?;
+    let listener = server::bind_socket(socket).map_err(|e| format!("{}: {e}", socket.display()))?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let provider = tokio::spawn(server::serve(
         listener,
@@ -132,14 +164,17 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
             let _ = stop_rx.await;
         },
     ));
+    Ok((stop_tx, provider))
+}
 
-    println!("Akeyless emulator:  {}", emulator.url());
-    println!("provider socket:    {}", socket.display());
-    println!(
-        "pod:                demo/web-7d4f9 (service account web), Kubernetes auth as the pod"
-    );
-
-    let mut client = driver::connect(&socket)
+/// Mounts as the driver would, rotates one secret in Akeyless, mounts again, and prints both;
+/// returns how many object versions changed.
+async fn mount_rotate_mount(
+    socket: &Path,
+    emulator: &Emulator,
+    out: &Path,
+) -> Result<usize, String> {
+    let mut client = driver::connect(socket)
         .await
         .map_err(|e| format!("connecting to the provider socket: {e}"))?;
     let version = client
@@ -153,7 +188,50 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         "provider:           {} {} (protocol {})",
         version.runtime_name, version.runtime_version, version.version
     );
+    let request = demo_request(emulator);
+    let first = client
+        .mount(request.clone())
+        .await
+        .map_err(|e| format!("Mount: {}", e.message()))?
+        .into_inner();
+    driver::write_files(out, &first.files).map_err(|e| format!("writing files: {e}"))?;
+    print_mount(&format!("mounted into {}", out.display()), &first, None);
 
+    emulator
+        .state()
+        .put_static_secret("/demo/db/password", "tr0ub4dor-and-3");
+    println!(
+        "\nrotated /demo/db/password in Akeyless (new version); mounting again as the driver's rotation would"
+    );
+    let second = client
+        .mount(request)
+        .await
+        .map_err(|e| format!("Mount after rotation: {}", e.message()))?
+        .into_inner();
+    driver::write_files(out, &second.files).map_err(|e| format!("writing files: {e}"))?;
+    print_mount("after rotation", &second, Some(&first));
+
+    let changed = second
+        .object_version
+        .iter()
+        .filter(|v| {
+            first
+                .object_version
+                .iter()
+                .any(|f| f.id == v.id && f.version != v.version)
+        })
+        .count();
+    println!(
+        "\n{changed} object version(s) changed. Backend calls: {} /auth, {} /get-secret-value, {} /describe-item.",
+        emulator.state().count("/auth"),
+        emulator.state().count("/get-secret-value"),
+        emulator.state().count("/describe-item"),
+    );
+    Ok(changed)
+}
+
+/// The demo pod's mount request, exactly as the driver builds it, with the pod's token.
+fn demo_request(emulator: &Emulator) -> proto::MountRequest {
     let parameters = BTreeMap::from([
         ("akeylessGatewayURL".to_string(), emulator.url()),
         ("akeylessAccessType".to_string(), "k8s".to_string()),
@@ -178,64 +256,11 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         AUDIENCE,
         Duration::from_secs(3600),
     );
-    let request = driver::mount_request(
+    driver::mount_request(
         "demo-secrets",
         &parameters,
         &pod,
         &[(AUDIENCE, &pod_token)],
         None,
-    );
-
-    let first = client
-        .mount(request.clone())
-        .await
-        .map_err(|e| format!("Mount: {}", e.message()))?
-        .into_inner();
-    driver::write_files(&out, &first.files).map_err(|e| format!("writing files: {e}"))?;
-    print_mount(&format!("mounted into {}", out.display()), &first, None);
-
-    emulator
-        .state()
-        .put_static_secret("/demo/db/password", "tr0ub4dor-and-3");
-    println!(
-        "\nrotated /demo/db/password in Akeyless (new version); mounting again as the driver's rotation would"
-    );
-    let second = client
-        .mount(request)
-        .await
-        .map_err(|e| format!("Mount after rotation: {}", e.message()))?
-        .into_inner();
-    driver::write_files(&out, &second.files).map_err(|e| format!("writing files: {e}"))?;
-    print_mount("after rotation", &second, Some(&first));
-
-    let changed = second
-        .object_version
-        .iter()
-        .filter(|v| {
-            first
-                .object_version
-                .iter()
-                .any(|f| f.id == v.id && f.version != v.version)
-        })
-        .count();
-    println!(
-        "\n{changed} object version(s) changed. Backend calls: {} /auth, {} /get-secret-value, {} /describe-item.",
-        emulator.state().count("/auth"),
-        emulator.state().count("/get-secret-value"),
-        emulator.state().count("/describe-item"),
-    );
-    println!(
-        "Files are in {} (inspect them with ls -l / cat).",
-        out.display()
-    );
-
-    let _ = stop_tx.send(());
-    let _ = provider.await;
-    emulator.shutdown().await;
-    // Keep the output folder (and the work folder when it holds it) for the user.
-    let _ = work.keep();
-    if changed == 0 {
-        return Err("rotation did not change any object version".into());
-    }
-    Ok(())
+    )
 }

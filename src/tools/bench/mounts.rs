@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use akeyless_emulator::Emulator;
+use akeyless_emulator::{Emulator, EmulatorState};
 
 use super::args::BenchArgs;
 use super::process::{ProviderProcess, ms, percentile, rss_kib, wait_for_socket};
@@ -104,13 +104,11 @@ fn print_round(name: &str, r: &RoundResult, pods: usize) {
     let _ = pods;
 }
 
-pub(super) async fn run(args: &BenchArgs) -> Result<(), String> {
-    let emulator = Emulator::start("127.0.0.1:0".parse().expect("literal address"))
-        .await
-        .map_err(|e| format!("starting the emulator: {e}"))?;
-    let state = emulator.state();
-    let access_id = "p-benchk8sauth1";
-    state.add_k8s_auth(access_id, "bench", &[], &[]);
+const ACCESS_ID: &str = "p-benchk8sauth1";
+
+/// One k8s auth method, and the objects of every bench namespace; returns the namespaces.
+fn seed(state: &EmulatorState, args: &BenchArgs) -> Vec<String> {
+    state.add_k8s_auth(ACCESS_ID, "bench", &[], &[]);
     state.set_token_ttl(Duration::from_secs(3600));
     if args.latency_ms > 0 {
         state.set_delay("*", Duration::from_millis(args.latency_ms));
@@ -119,7 +117,7 @@ pub(super) async fn run(args: &BenchArgs) -> Result<(), String> {
         .map(|i| format!("bench-ns{i}"))
         .collect();
     for ns in &namespaces {
-        state.grant_read(access_id, &format!("/{ns}/*"), &[ns]);
+        state.grant_read(ACCESS_ID, &format!("/{ns}/*"), &[ns]);
         for o in 0..args.objects {
             let value = match &args.jq {
                 Some(_) if o == 0 => jq_value(ns),
@@ -128,6 +126,15 @@ pub(super) async fn run(args: &BenchArgs) -> Result<(), String> {
             state.put_static_secret(&format!("/{ns}/secret-{o}"), &value);
         }
     }
+    namespaces
+}
+
+pub(super) async fn run(args: &BenchArgs) -> Result<(), String> {
+    let emulator = Emulator::start("127.0.0.1:0".parse().expect("literal address"))
+        .await
+        .map_err(|e| format!("starting the emulator: {e}"))?;
+    let state = emulator.state();
+    let namespaces = seed(state, args);
 
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let socket = work.path().join("akeyless.sock");
@@ -173,45 +180,7 @@ pub(super) async fn run(args: &BenchArgs) -> Result<(), String> {
     }
     version_rtts.sort();
 
-    let requests: Vec<proto::MountRequest> = (0..args.pods)
-        .map(|i| {
-            let ns = &namespaces[i % namespaces.len()];
-            let sa = format!(
-                "sa{}",
-                (i / namespaces.len()) % args.service_accounts.max(1)
-            );
-            let pod = SimulatedPod::new(ns, &format!("pod-{i}"), &format!("bench-uid-{i:06}"), &sa);
-            let token = state.issue_service_account_token(
-                ns,
-                &sa,
-                &pod.name,
-                &pod.uid,
-                "akeyless",
-                Duration::from_secs(3600),
-            );
-            let objects: String = (0..args.objects)
-                .map(|o| {
-                    let jq = match &args.jq {
-                        // A JSON string is a YAML double-quoted scalar.
-                        Some(expr) if o == 0 => format!(
-                            "  jq: {}\n",
-                            serde_json::to_string(expr).unwrap_or_default()
-                        ),
-                        _ => String::new(),
-                    };
-                    format!("- secretPath: /{ns}/secret-{o}\n  type: static\n{jq}")
-                })
-                .collect();
-            let parameters = std::collections::BTreeMap::from([
-                ("akeylessAccessID".to_string(), access_id.to_string()),
-                ("akeylessK8sAuthConfigName".to_string(), "bench".to_string()),
-                ("akeylessTokenScope".to_string(), args.token_scope.clone()),
-                ("objects".to_string(), objects),
-            ]);
-            driver::mount_request("bench", &parameters, &pod, &[("akeyless", &token)], None)
-        })
-        .collect();
-    let requests = Arc::new(requests);
+    let requests = Arc::new(requests(args, &namespaces, state));
 
     println!(
         "bench: {} pods x {} objects, {} namespaces x {} service accounts, concurrency {}, emulator latency {} ms, token scope {}, value cache {}, jq {}",
@@ -252,4 +221,51 @@ pub(super) async fn run(args: &BenchArgs) -> Result<(), String> {
         return Err(format!("{} mounts failed in the cold round", cold.failures));
     }
     Ok(())
+}
+
+/// One mount request per pod, spread over the namespaces and service accounts, each with its
+/// own service-account token.
+fn requests(
+    args: &BenchArgs,
+    namespaces: &[String],
+    state: &EmulatorState,
+) -> Vec<proto::MountRequest> {
+    (0..args.pods)
+        .map(|i| {
+            let ns = &namespaces[i % namespaces.len()];
+            let sa = format!(
+                "sa{}",
+                (i / namespaces.len()) % args.service_accounts.max(1)
+            );
+            let pod = SimulatedPod::new(ns, &format!("pod-{i}"), &format!("bench-uid-{i:06}"), &sa);
+            let token = state.issue_service_account_token(
+                ns,
+                &sa,
+                &pod.name,
+                &pod.uid,
+                "akeyless",
+                Duration::from_secs(3600),
+            );
+            let objects: String = (0..args.objects)
+                .map(|o| {
+                    let jq = match &args.jq {
+                        // A JSON string is a YAML double-quoted scalar.
+                        Some(expr) if o == 0 => format!(
+                            "  jq: {}\n",
+                            serde_json::to_string(expr).unwrap_or_default()
+                        ),
+                        _ => String::new(),
+                    };
+                    format!("- secretPath: /{ns}/secret-{o}\n  type: static\n{jq}")
+                })
+                .collect();
+            let parameters = std::collections::BTreeMap::from([
+                ("akeylessAccessID".to_string(), ACCESS_ID.to_string()),
+                ("akeylessK8sAuthConfigName".to_string(), "bench".to_string()),
+                ("akeylessTokenScope".to_string(), args.token_scope.clone()),
+                ("objects".to_string(), objects),
+            ]);
+            driver::mount_request("bench", &parameters, &pod, &[("akeyless", &token)], None)
+        })
+        .collect()
 }
