@@ -26,8 +26,9 @@
 pub mod akeyless;
 pub mod cache;
 pub mod certs;
-pub mod cli;
+mod cli;
 pub mod cloud;
+mod commands;
 #[allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -36,29 +37,31 @@ pub mod cloud;
     clippy::arithmetic_side_effects
 )] // a test client playing the CSI driver
 pub mod driver;
-pub mod dry_run;
-pub mod error;
+mod dry_run;
+mod error;
 pub mod eval;
 pub mod identity;
 pub mod jq;
 pub mod mount;
-pub mod plan;
+mod plan;
 pub mod proto;
 pub mod render;
 pub mod request;
 pub mod runtime;
 pub mod secret;
-pub mod select;
-pub mod serve;
+mod select;
+mod serve;
 pub mod server;
 pub mod spec;
 #[cfg(feature = "sync")]
-pub mod sync;
+mod sync;
 pub mod telemetry;
 pub mod timefmt;
 #[cfg(feature = "tools")]
-pub mod tools;
+mod tools;
 pub mod validate;
-pub mod version;
+mod version;
 #[cfg(feature = "sync")]
 pub mod webhook;
+
+pub use commands::main;

@@ -259,7 +259,7 @@ pub fn shape(
             None => match crate::select::entries(raw, max_files)
                 .map_err(|e| json_error(e, "explode"))?
             {
-                crate::select::Entries::Entries(map) => map.into_iter().collect(),
+                crate::select::Entries::Keyed(map) => map.into_iter().collect(),
                 crate::select::Entries::TooMany(n) => return Err(too_many(n)),
                 crate::select::Entries::NotAnObject => return Err(not_an_object()),
             },

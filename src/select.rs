@@ -232,7 +232,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 #[derive(Debug, PartialEq)]
 pub enum Entries {
     /// Sorted by key; the last of duplicate keys wins.
-    Entries(BTreeMap<String, Value>),
+    Keyed(BTreeMap<String, Value>),
     /// More than the limit: how many keys the object has (duplicates counted).
     TooMany(usize),
     NotAnObject,
@@ -287,7 +287,7 @@ impl<'de> Visitor<'de> for EntriesSeed {
         Ok(if count > self.0 {
             Entries::TooMany(count)
         } else {
-            Entries::Entries(entries)
+            Entries::Keyed(entries)
         })
     }
 }
@@ -364,7 +364,7 @@ mod tests {
                 assert_eq!(key(raw.as_bytes(), k).unwrap(), expected, "{k} of {raw}");
             }
             let expected = match &whole {
-                Value::Object(map) => Entries::Entries(map.clone().into_iter().collect()),
+                Value::Object(map) => Entries::Keyed(map.clone().into_iter().collect()),
                 _ => Entries::NotAnObject,
             };
             assert_eq!(entries(raw.as_bytes(), 100).unwrap(), expected, "{raw}");
@@ -403,7 +403,7 @@ mod tests {
             entries(raw.as_bytes(), 4999).unwrap(),
             Entries::TooMany(5000)
         );
-        let Entries::Entries(all) = entries(raw.as_bytes(), 5000).unwrap() else {
+        let Entries::Keyed(all) = entries(raw.as_bytes(), 5000).unwrap() else {
             panic!()
         };
         assert_eq!(all.len(), 5000);

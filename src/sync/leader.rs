@@ -45,10 +45,6 @@ impl LeaderElection {
         }
     }
 
-    pub fn config(&self) -> &ElectionConfig {
-        &self.config
-    }
-
     /// Returns once this replica holds the Lease.
     pub async fn acquire(&mut self) {
         loop {

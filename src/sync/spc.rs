@@ -40,9 +40,7 @@ pub struct SpcSpec {
     pub secret_objects: Vec<SecretObject>,
 }
 
-pub use crate::spec::secret_objects::{
-    SecretObject, SecretObjectData, is_dns_subdomain, is_secret_key,
-};
+pub use crate::spec::secret_objects::{SecretObject, is_dns_subdomain};
 
 /// What one SPC asks of the sync controller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,6 +128,7 @@ pub fn validate_secret_objects(objects: &[SecretObject]) -> Result<(), SpcError>
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::spec::secret_objects::SecretObjectData;
 
     fn spc(provider: &str, annotations: &[(&str, &str)]) -> SecretProviderClass {
         let mut spc = SecretProviderClass::new("app", &api_resource(), SpcSpec::default());
