@@ -11,6 +11,7 @@
 
 pub mod leader;
 pub mod reconcile;
+mod render;
 pub mod secret;
 pub mod spc;
 pub mod tls;
@@ -136,33 +137,52 @@ pub async fn run(args: SyncArgs) -> Result<(), String> {
             },
         ),
         metrics,
-        SyncOptions {
-            min_interval: args.min_sync_interval,
-            namespaces: args
-                .namespaces
-                .iter()
-                .map(|n| n.trim().to_owned())
-                .filter(|n| !n.is_empty())
-                .collect(),
-            default_audience: args.token_audience.clone(),
-            mount_timeout: args.mount_timeout,
-            spc_metrics: args.spc_metrics,
-        },
+        sync_options(&args),
     ));
-    let mut election = LeaderElection::new(
-        client.clone(),
-        ElectionConfig {
-            namespace: args.leader_election_namespace.clone(),
-            name: args.leader_election_lease.clone(),
-            identity,
-            lease_duration: args.lease_duration,
-            renew_deadline: args.renew_deadline,
-            retry_period: args.retry_period,
-        },
-    );
+    let election = LeaderElection::new(client.clone(), election_config(&args, identity));
     ready.store(true, Ordering::Relaxed);
 
     let shutdown = crate::cli::shutdown_signal();
+    lead(election, client, ctx, shutdown).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Controller-wide settings from the flags.
+fn sync_options(args: &SyncArgs) -> SyncOptions {
+    SyncOptions {
+        min_interval: args.min_sync_interval,
+        namespaces: args
+            .namespaces
+            .iter()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect(),
+        default_audience: args.token_audience.clone(),
+        mount_timeout: args.mount_timeout,
+        spc_metrics: args.spc_metrics,
+    }
+}
+
+/// The leader-election Lease of this replica.
+fn election_config(args: &SyncArgs, identity: String) -> ElectionConfig {
+    ElectionConfig {
+        namespace: args.leader_election_namespace.clone(),
+        name: args.leader_election_lease.clone(),
+        identity,
+        lease_duration: args.lease_duration,
+        renew_deadline: args.renew_deadline,
+        retry_period: args.retry_period,
+    }
+}
+
+/// Syncs while leading, stands by while not, until `shutdown`; then releases the Lease.
+async fn lead(
+    mut election: LeaderElection,
+    client: kube::Client,
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         tracing::info!("waiting to become the leader");
@@ -182,8 +202,6 @@ pub async fn run(args: SyncArgs) -> Result<(), String> {
         }
         tracing::warn!("lost the leadership; stopped syncing");
     }
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// The controller proper: watches SPCs and the Secrets we manage; runs until its watches end.
