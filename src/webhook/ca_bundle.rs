@@ -195,20 +195,7 @@ pub async fn keep_current(
     let mut pending: Option<Pending> = None;
     let mut last_state = String::new();
     loop {
-        if pending.is_none() && SystemTime::now() >= current.renew_at {
-            match tls::generate(&names, validity) {
-                Ok(generated) => {
-                    tracing::info!(
-                        "renewing the self-signed certificate: adding the new CA to the caBundle first"
-                    );
-                    pending = Some(Pending {
-                        generated,
-                        trusted_since: None,
-                    });
-                }
-                Err(e) => tracing::error!(error = %e, "cannot renew the self-signed certificate"),
-            }
-        }
+        renew_if_due(&mut pending, &current, &names, validity);
         let mut ours = vec![current.ca.clone()];
         if let Some(p) = &pending {
             ours.push(p.generated.ca.clone());
@@ -221,18 +208,8 @@ pub async fn keep_current(
                     tracing::info!(config = %keeper.name, "caBundle updated with this replica's CA");
                 }
                 readiness.set(true, "caBundle trusts this replica's certificate");
-                if let Some(p) = &mut pending {
-                    let since = *p.trusted_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= PROPAGATION {
-                        if let Some(p) = pending.take() {
-                            serving.set(p.generated.key.clone());
-                            metrics.serving_certificate(&p.generated.key);
-                            current = p.generated;
-                            tracing::info!("serving the renewed self-signed certificate");
-                        }
-                    } else {
-                        delay = delay.min(PROPAGATION);
-                    }
+                if serve_when_trusted(&mut pending, &mut current, &serving, &metrics) {
+                    delay = delay.min(PROPAGATION);
                 }
                 "current".to_string()
             }
@@ -278,6 +255,53 @@ pub async fn keep_current(
             _ = tokio::time::sleep(delay) => {}
         }
     }
+}
+
+/// Starts a renewal at two-thirds of the served certificate's life, unless one is pending.
+fn renew_if_due(
+    pending: &mut Option<Pending>,
+    current: &Generated,
+    names: &[String],
+    validity: Duration,
+) {
+    if pending.is_none() && SystemTime::now() >= current.renew_at {
+        match tls::generate(names, validity) {
+            Ok(generated) => {
+                tracing::info!(
+                    "renewing the self-signed certificate: adding the new CA to the caBundle first"
+                );
+                *pending = Some(Pending {
+                    generated,
+                    trusted_since: None,
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "cannot renew the self-signed certificate"),
+        }
+    }
+}
+
+/// With the bundle trusting both CAs: serves the pending certificate once that has lasted
+/// [`PROPAGATION`]. `true` while a pending certificate still waits.
+fn serve_when_trusted(
+    pending: &mut Option<Pending>,
+    current: &mut Generated,
+    serving: &ServingCert,
+    metrics: &WebhookMetrics,
+) -> bool {
+    if let Some(p) = pending {
+        let since = *p.trusted_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= PROPAGATION {
+            if let Some(p) = pending.take() {
+                serving.set(p.generated.key.clone());
+                metrics.serving_certificate(&p.generated.key);
+                *current = p.generated;
+                tracing::info!("serving the renewed self-signed certificate");
+            }
+        } else {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
