@@ -22,10 +22,10 @@ pub enum AccessType {
 }
 
 impl AccessType {
-    pub const ACCEPTED: &'static str =
+    pub(crate) const ACCEPTED: &'static str =
         "access_key, k8s, jwt, universal_identity, aws_iam, azure_ad, gcp";
 
-    pub fn parse(s: &str) -> Option<AccessType> {
+    pub(crate) fn parse(s: &str) -> Option<AccessType> {
         match s.trim() {
             "access_key" | "api_key" => Some(AccessType::AccessKey),
             "k8s" => Some(AccessType::Kubernetes),
@@ -39,7 +39,7 @@ impl AccessType {
     }
 
     /// The `access-type` value Akeyless's `/auth` expects.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AccessType::AccessKey => "access_key",
             AccessType::Kubernetes => "k8s",
@@ -94,7 +94,7 @@ pub struct AuthSettings {
 
 impl AuthSettings {
     /// The audience of the Google ID token sent to Akeyless (`akeylessGCPAudience`).
-    pub fn gcp_id_audience(&self) -> &str {
+    pub(crate) fn gcp_id_audience(&self) -> &str {
         self.gcp_audience.as_deref().unwrap_or(GCP_DEFAULT_AUDIENCE)
     }
 
@@ -102,7 +102,7 @@ impl AuthSettings {
     /// the access type's own (Azure AD's exchange audience, EKS's STS audience, the GCP
     /// workload identity provider's). `None`: the only token the driver delivers. Mounts pick
     /// the token with it; the sync controller mints its token for it.
-    pub fn pod_token_audience(&self) -> Option<String> {
+    pub(crate) fn pod_token_audience(&self) -> Option<String> {
         self.token_audience
             .clone()
             .or_else(|| match self.access_type {

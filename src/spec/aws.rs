@@ -15,9 +15,9 @@ pub struct AwsSettings {
 }
 
 /// The audience AWS STS expects on a web-identity token (EKS IRSA).
-pub const AWS_TOKEN_AUDIENCE: &str = "sts.amazonaws.com";
+pub(crate) const AWS_TOKEN_AUDIENCE: &str = "sts.amazonaws.com";
 /// The region used when `akeylessAWSRegion` is not set.
-pub const AWS_DEFAULT_REGION: &str = "us-east-1";
+pub(crate) const AWS_DEFAULT_REGION: &str = "us-east-1";
 
 /// Parses the `aws_iam` parameters: the role and the STS region.
 pub(super) fn parse(params: &Parameters, problems: &mut Vec<Problem>) -> AwsSettings {

@@ -28,9 +28,9 @@ pub enum AzureCloud {
 }
 
 impl AzureCloud {
-    pub const ACCEPTED: &'static str = "public, usgovernment or china";
+    pub(crate) const ACCEPTED: &'static str = "public, usgovernment or china";
 
-    pub fn parse(value: &str) -> Option<AzureCloud> {
+    pub(crate) fn parse(value: &str) -> Option<AzureCloud> {
         match value.trim().to_ascii_lowercase().as_str() {
             "public" | "azurepubliccloud" => Some(AzureCloud::Public),
             "usgovernment" | "azureusgovernment" | "azureusgovernmentcloud" => {
@@ -42,7 +42,7 @@ impl AzureCloud {
     }
 
     /// The OAuth scope of an ARM (Azure Resource Manager) token in this cloud.
-    pub fn arm_scope(self) -> &'static str {
+    pub(crate) fn arm_scope(self) -> &'static str {
         match self {
             AzureCloud::Public => "https://management.azure.com/.default",
             AzureCloud::UsGovernment => "https://management.usgovcloudapi.net/.default",
@@ -51,7 +51,7 @@ impl AzureCloud {
     }
 
     /// This cloud's Azure AD authority host (one of [`AZURE_AUTHORITY_HOSTS`]).
-    pub fn authority_host(self) -> &'static str {
+    pub(crate) fn authority_host(self) -> &'static str {
         match self {
             AzureCloud::Public => AZURE_PUBLIC_AUTHORITY,
             AzureCloud::UsGovernment => "https://login.microsoftonline.us",
@@ -61,21 +61,21 @@ impl AzureCloud {
 }
 
 /// Azure AD's authority host in the public cloud (the default).
-pub const AZURE_PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
+pub(crate) const AZURE_PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
 
 /// Azure AD's authority hosts (public cloud first, then US Government and China), always
 /// allowed as `akeylessAzureAuthorityHost`.
-pub const AZURE_AUTHORITY_HOSTS: &[&str] = &[
+pub(crate) const AZURE_AUTHORITY_HOSTS: &[&str] = &[
     AZURE_PUBLIC_AUTHORITY,
     "https://login.microsoftonline.us",
     "https://login.chinacloudapi.cn",
 ];
 
 /// The audience Azure AD expects on a federated service-account token.
-pub const AZURE_TOKEN_AUDIENCE: &str = "api://AzureADTokenExchange";
+pub(crate) const AZURE_TOKEN_AUDIENCE: &str = "api://AzureADTokenExchange";
 
 /// A GUID as Azure writes object, client and tenant IDs (`8-4-4-4-12` hex digits).
-pub fn is_azure_guid(s: &str) -> bool {
+pub(crate) fn is_azure_guid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
         && groups

@@ -18,7 +18,7 @@ pub struct ConnectionSpec {
 }
 
 /// Checks one gateway URL and returns it without a trailing slash.
-pub fn normalize_gateway_url(raw: &str) -> Result<String, String> {
+pub(crate) fn normalize_gateway_url(raw: &str) -> Result<String, String> {
     let url = Url::parse(raw.trim()).map_err(|e| format!("{raw:?} is not a URL ({e})"))?;
     if !matches!(url.scheme(), "https" | "http") {
         return Err(format!(
@@ -35,7 +35,7 @@ pub fn normalize_gateway_url(raw: &str) -> Result<String, String> {
 }
 
 /// Counts the certificates in a PEM bundle; an error when there are none or one is malformed.
-pub fn count_pem_certificates(pem: &str) -> Result<usize, String> {
+pub(crate) fn count_pem_certificates(pem: &str) -> Result<usize, String> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     let mut n: usize = 0;

@@ -75,7 +75,7 @@ fn select_pod_token(
 impl Credentials {
     /// Binds the credentials of one mount. The nodePublishSecretRef is preferred to inline
     /// parameters, because SPCs are readable by namespace users.
-    pub fn resolve(
+    pub(crate) fn resolve(
         auth: &AuthSettings,
         params: &Parameters,
         secrets: &NodePublishSecrets,

@@ -4,7 +4,7 @@ use super::{MIGRATION_GUIDE, Problem, keys, param_problem};
 use crate::request::Parameters;
 
 /// The audience of the Google ID token when `akeylessGCPAudience` is not set.
-pub const GCP_DEFAULT_AUDIENCE: &str = "akeyless.io";
+pub(crate) const GCP_DEFAULT_AUDIENCE: &str = "akeyless.io";
 
 /// The Google service account a pod impersonates through workload identity federation (GKE
 /// Workload Identity or a workload identity pool that trusts the cluster's issuer).
@@ -21,7 +21,7 @@ impl GcpWorkloadIdentity {
     /// The pod-token audience the provider accepts unless configured otherwise: the identity
     /// namespace (`PROJECT.svc.id.goog`) for GKE, `https://iam.googleapis.com/…` for a pool
     /// provider (Google's default allowed audience).
-    pub fn default_token_audience(&self) -> Option<String> {
+    pub(crate) fn default_token_audience(&self) -> Option<String> {
         if let Some(rest) = self.provider.strip_prefix("identitynamespace:") {
             return rest
                 .split(':')

@@ -5,35 +5,43 @@
 //! [`SecretProviderSpec::from_parameters`] needs only the SPC parameters (the `validate` command
 //! and the sync controller use it as is), and [`Credentials::resolve`] binds the credentials a
 //! mount carries (nodePublishSecretRef data and the pod's service-account tokens).
+//!
+//! [`SecretProviderSpec::from_parameters`] reads the parameters by concern, one file each:
+//! `connection` (gateways, CA, the operator's allow-list in `allow`), `auth` (access type,
+//! token scope and audience, Universal Identity rotation) with one file per cloud family
+//! (`aws`, `azure`, `gcp`), then `objects` (one entry in `objects/entry.rs`, its scalar values
+//! in `objects/values.rs`; file names in `paths`). `credentials` binds a mount's credentials,
+//! `provider_identity` explains the node-identity flags. `class` checks a whole object for
+//! `validate` and the admission webhook, with its `secretObjects` (`secret_objects`).
 
 mod allow;
 mod auth;
 mod aws;
 mod azure;
-pub mod class;
+pub(crate) mod class;
 mod connection;
 mod credentials;
 mod gcp;
 mod objects;
-pub mod paths;
+pub(crate) mod paths;
 mod provider_identity;
-pub mod secret_objects;
+pub(crate) mod secret_objects;
 
 use std::fmt;
 
-pub use allow::GatewayAllowList;
-pub use auth::{AccessType, AuthSettings, TokenScope, UidRotation};
-pub use aws::{AWS_DEFAULT_REGION, AWS_TOKEN_AUDIENCE, AwsSettings};
-pub use azure::{
-    AZURE_AUTHORITY_HOSTS, AZURE_PUBLIC_AUTHORITY, AZURE_TOKEN_AUDIENCE, AzureCloud,
-    AzureWorkloadIdentity, is_azure_guid,
-};
-pub use connection::{ConnectionSpec, count_pem_certificates, normalize_gateway_url};
-pub use credentials::{Credential, Credentials};
-pub use gcp::{GCP_DEFAULT_AUDIENCE, GcpWorkloadIdentity};
+pub(crate) use allow::GatewayAllowList;
+pub(crate) use auth::{AccessType, AuthSettings, TokenScope, UidRotation};
+pub(crate) use aws::AWS_TOKEN_AUDIENCE;
+pub(crate) use azure::{AZURE_TOKEN_AUDIENCE, AzureWorkloadIdentity, is_azure_guid};
+pub(crate) use connection::{ConnectionSpec, normalize_gateway_url};
+pub(crate) use credentials::{Credential, Credentials};
+pub(crate) use gcp::{GCP_DEFAULT_AUDIENCE, GcpWorkloadIdentity};
+/// `pub` for `cli`'s re-export (duration flags).
+pub use objects::parse_duration;
+pub(crate) use objects::{PkiOptions, listed_objects};
+// The API of the fuzz targets, benchmarks and integration tests.
 pub use objects::{
-    CertFormat, CertOptions, Encoding, Extract, ItemType, OBJECT_FIELDS, ObjectSpec, PkiOptions,
-    listed_objects, parse_duration, parse_mode,
+    CertFormat, CertOptions, Encoding, Extract, ItemType, OBJECT_FIELDS, ObjectSpec,
 };
 pub use provider_identity::{MIGRATION_GUIDE, ProviderIdentityFlag};
 
@@ -42,27 +50,27 @@ use crate::request::{MountRequest, Parameters};
 
 /// Parameter names (the SPC contract; *compat* keys match the existing Akeyless provider).
 pub mod keys {
-    pub const GATEWAY_URL: &str = "akeylessGatewayURL";
-    pub const ACCESS_TYPE: &str = "akeylessAccessType";
-    pub const ACCESS_ID: &str = "akeylessAccessID";
-    pub const ACCESS_KEY: &str = "akeylessAccessKey";
-    pub const K8S_AUTH_CONFIG: &str = "akeylessK8sAuthConfigName";
-    pub const UID_INIT_TOKEN: &str = "akeylessUIDInitToken";
-    pub const AZURE_OBJECT_ID: &str = "akeylessAzureObjectID";
-    pub const AZURE_CLIENT_ID: &str = "akeylessAzureClientID";
-    pub const AZURE_TENANT_ID: &str = "akeylessAzureTenantID";
-    pub const AZURE_AUTHORITY_HOST: &str = "akeylessAzureAuthorityHost";
-    pub const AZURE_CLOUD: &str = "akeylessAzureCloud";
-    pub const UID_ROTATION: &str = "akeylessUIDRotation";
-    pub const GCP_AUDIENCE: &str = "akeylessGCPAudience";
-    pub const GCP_SERVICE_ACCOUNT: &str = "akeylessGCPServiceAccount";
-    pub const GCP_WORKLOAD_IDENTITY_PROVIDER: &str = "akeylessGCPWorkloadIdentityProvider";
-    pub const AWS_ROLE_ARN: &str = "akeylessAWSRoleARN";
-    pub const AWS_REGION: &str = "akeylessAWSRegion";
-    pub const TOKEN_AUDIENCE: &str = "akeylessTokenAudience";
-    pub const TOKEN_SCOPE: &str = "akeylessTokenScope";
-    pub const CA_CERT: &str = "akeylessCACert";
-    pub const IGNORE_CACHE: &str = "akeylessIgnoreCache";
+    pub(crate) const GATEWAY_URL: &str = "akeylessGatewayURL";
+    pub(crate) const ACCESS_TYPE: &str = "akeylessAccessType";
+    pub(crate) const ACCESS_ID: &str = "akeylessAccessID";
+    pub(crate) const ACCESS_KEY: &str = "akeylessAccessKey";
+    pub(crate) const K8S_AUTH_CONFIG: &str = "akeylessK8sAuthConfigName";
+    pub(crate) const UID_INIT_TOKEN: &str = "akeylessUIDInitToken";
+    pub(crate) const AZURE_OBJECT_ID: &str = "akeylessAzureObjectID";
+    pub(crate) const AZURE_CLIENT_ID: &str = "akeylessAzureClientID";
+    pub(crate) const AZURE_TENANT_ID: &str = "akeylessAzureTenantID";
+    pub(crate) const AZURE_AUTHORITY_HOST: &str = "akeylessAzureAuthorityHost";
+    pub(crate) const AZURE_CLOUD: &str = "akeylessAzureCloud";
+    pub(crate) const UID_ROTATION: &str = "akeylessUIDRotation";
+    pub(crate) const GCP_AUDIENCE: &str = "akeylessGCPAudience";
+    pub(crate) const GCP_SERVICE_ACCOUNT: &str = "akeylessGCPServiceAccount";
+    pub(crate) const GCP_WORKLOAD_IDENTITY_PROVIDER: &str = "akeylessGCPWorkloadIdentityProvider";
+    pub(crate) const AWS_ROLE_ARN: &str = "akeylessAWSRoleARN";
+    pub(crate) const AWS_REGION: &str = "akeylessAWSRegion";
+    pub(crate) const TOKEN_AUDIENCE: &str = "akeylessTokenAudience";
+    pub(crate) const TOKEN_SCOPE: &str = "akeylessTokenScope";
+    pub(crate) const CA_CERT: &str = "akeylessCACert";
+    pub(crate) const IGNORE_CACHE: &str = "akeylessIgnoreCache";
     pub const OBJECTS: &str = "objects";
 
     /// Every `akeyless*` parameter we accept; any other `akeyless*` key is reported as a typo.
@@ -155,11 +163,11 @@ pub struct SpecDefaults {
 }
 
 /// The driver's default gRPC receive limit (`--max-call-recv-msg-size`): a larger answer fails.
-pub const DRIVER_MESSAGE_LIMIT: usize = 4 * 1024 * 1024;
+pub(crate) const DRIVER_MESSAGE_LIMIT: usize = 4 * 1024 * 1024;
 
 impl SpecDefaults {
     /// Whether an SPC may name `url` (normalized) as its gateway.
-    pub fn gateway_allowed(&self, url: &str) -> bool {
+    pub(crate) fn gateway_allowed(&self, url: &str) -> bool {
         url == self.gateway_url.trim_end_matches('/') || self.allowed_gateways.allows(url)
     }
 }
@@ -245,7 +253,7 @@ impl SecretProviderSpec {
     /// `--akeyless-url`, with the operator's audience: a credential of the node must never go
     /// to a gateway, or carry an audience, that a tenant chose. The SPC's gateway, CA and
     /// audience are ignored.
-    pub fn bind_to_operator(&mut self, defaults: &SpecDefaults) {
+    pub(crate) fn bind_to_operator(&mut self, defaults: &SpecDefaults) {
         self.connection.gateways = vec![defaults.gateway_url.trim_end_matches('/').to_string()];
         self.connection.ca_cert_pem = None;
         self.auth.gcp_audience = Some(defaults.provider_gcp_audience.clone());

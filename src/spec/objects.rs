@@ -11,7 +11,7 @@ use serde_yaml_ng::Value;
 
 use super::Problem;
 use super::paths::find_conflict;
-pub use values::{parse_duration, parse_mode};
+pub use values::parse_duration;
 
 /// Akeyless item types the provider can read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -24,9 +24,9 @@ pub enum ItemType {
 }
 
 impl ItemType {
-    pub const ACCEPTED: &'static str = "static, rotated, dynamic, certificate, pki";
+    pub(crate) const ACCEPTED: &'static str = "static, rotated, dynamic, certificate, pki";
 
-    pub fn parse(s: &str) -> Option<ItemType> {
+    pub(crate) fn parse(s: &str) -> Option<ItemType> {
         match s.trim().to_ascii_lowercase().as_str() {
             "static" | "static_secret" | "static-secret" => Some(ItemType::Static),
             "rotated" | "rotated_secret" | "rotated-secret" => Some(ItemType::Rotated),
@@ -38,7 +38,7 @@ impl ItemType {
     }
 
     /// Maps describe-item's `item_type` to ours; `None` for types we cannot mount.
-    pub fn from_akeyless(item_type: &str) -> Option<ItemType> {
+    pub(crate) fn from_akeyless(item_type: &str) -> Option<ItemType> {
         match item_type {
             "STATIC_SECRET" => Some(ItemType::Static),
             "ROTATED_SECRET" => Some(ItemType::Rotated),
@@ -49,7 +49,7 @@ impl ItemType {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ItemType::Static => "static",
             ItemType::Rotated => "rotated",
@@ -60,11 +60,11 @@ impl ItemType {
     }
 
     /// Whether the item is a certificate, written as PEM files (or a bundle or PKCS#12).
-    pub fn is_certificate(self) -> bool {
+    pub(crate) fn is_certificate(self) -> bool {
         matches!(self, ItemType::Certificate | ItemType::Pki)
     }
 
-    pub fn is_versioned(self) -> bool {
+    pub(crate) fn is_versioned(self) -> bool {
         matches!(
             self,
             ItemType::Static | ItemType::Rotated | ItemType::Certificate
@@ -170,18 +170,11 @@ impl ObjectSpec {
     }
 
     /// How messages name this object: `object "db-password" (secretPath /prod/db/password)`.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!(
             "object {:?} (secretPath {})",
             self.file_name, self.secret_path
         )
-    }
-
-    /// Whether this object writes a directory of files rather than one file.
-    pub fn writes_directory(&self) -> bool {
-        self.explode
-            || (self.item_type.is_some_and(ItemType::is_certificate)
-                && self.cert.format == CertFormat::Pem)
     }
 }
 
@@ -211,7 +204,7 @@ pub const OBJECT_FIELDS: &[&str] = &[
 /// nothing and only unbalanced ones add up). The YAML scanner takes time proportional to the
 /// number of tokens times the flow depth: 50,000 levels took it seconds. Real SPCs nest a few
 /// levels, plus at most [`crate::jq::MAX_NESTING`] inside a jq expression.
-pub const MAX_FLOW_NESTING: usize = 64;
+pub(crate) const MAX_FLOW_NESTING: usize = 64;
 
 /// The deepest flow nesting of `yaml`, counted as [`MAX_FLOW_NESTING`] says.
 fn flow_nesting(yaml: &str) -> usize {
@@ -232,7 +225,7 @@ fn flow_nesting(yaml: &str) -> usize {
 
 /// How many entries the `objects` YAML lists, for logs; `None` when it can't be told (not a
 /// list, or nested deeper than [`MAX_FLOW_NESTING`], which isn't parsed at all).
-pub fn listed_objects(yaml: &str) -> Option<usize> {
+pub(crate) fn listed_objects(yaml: &str) -> Option<usize> {
     if flow_nesting(yaml) > MAX_FLOW_NESTING {
         return None;
     }
@@ -242,7 +235,7 @@ pub fn listed_objects(yaml: &str) -> Option<usize> {
 }
 
 /// Parses and validates the `objects` YAML. Every problem is collected, not just the first.
-pub fn parse_objects(
+pub(crate) fn parse_objects(
     yaml: &str,
     max_objects: usize,
     problems: &mut Vec<Problem>,
@@ -322,6 +315,7 @@ pub fn parse_objects(
 
 #[cfg(test)]
 mod tests {
+    use super::values::parse_mode;
     use super::*;
 
     fn parse(yaml: &str) -> (Vec<ObjectSpec>, Vec<Problem>) {

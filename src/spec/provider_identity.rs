@@ -18,7 +18,7 @@ pub enum ProviderIdentityFlag {
 
 impl ProviderIdentityFlag {
     /// The flag for a cloud access type (`None` for the others).
-    pub fn for_access_type(access_type: AccessType) -> Option<Self> {
+    pub(crate) fn for_access_type(access_type: AccessType) -> Option<Self> {
         match access_type {
             AccessType::AwsIam => Some(ProviderIdentityFlag::Aws),
             AccessType::Gcp => Some(ProviderIdentityFlag::Gcp),
@@ -68,7 +68,7 @@ impl ProviderIdentityFlag {
     /// `spec.parameters.akeylessAccessType`: both ways forward, the flag and the README
     /// section, short enough for the API server's 256 characters with its location. It never
     /// quotes a parameter's value.
-    pub fn warning(self) -> String {
+    pub(crate) fn warning(self) -> String {
         format!(
             "{} without {} needs provider flag {}, or add {} to authenticate as the pod; see {MIGRATION_GUIDE}",
             self.access_type(),
@@ -83,7 +83,7 @@ impl ProviderIdentityFlag {
     }
 
     /// The mount error when the flag is off: both ways forward in full, and the README section.
-    pub fn refusal(self) -> String {
+    pub(crate) fn refusal(self) -> String {
         let (node, pod) = match self {
             ProviderIdentityFlag::Aws => (
                 "the provider's own AWS credentials (from its environment)",

@@ -1,5 +1,7 @@
 use std::collections::BTreeMap;
 
+use super::aws::AWS_DEFAULT_REGION;
+use super::azure::{AZURE_AUTHORITY_HOSTS, AzureCloud};
 use super::*;
 use crate::request::{NodePublishSecrets, ServiceAccountToken, ServiceAccountTokens};
 use crate::secret::{ExposeSecret, SecretString};

@@ -9,13 +9,13 @@
 //! `spc` and `secret` are pure (parsing, validation, shaping, ownership rules); `reconcile`,
 //! `tokens` and `leader` talk to the API server.
 
-pub mod leader;
-pub mod reconcile;
+mod leader;
+mod reconcile;
 mod render;
-pub mod secret;
-pub mod spc;
-pub mod tls;
-pub mod tokens;
+mod secret;
+mod spc;
+mod tls;
+mod tokens;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

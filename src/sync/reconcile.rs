@@ -21,13 +21,13 @@ use crate::mount::ProviderContext;
 use crate::telemetry::Metrics;
 
 /// Field manager of our server-side applies.
-pub const FIELD_MANAGER: &str = "akeyless-csi-provider-sync";
+pub(crate) const FIELD_MANAGER: &str = "akeyless-csi-provider-sync";
 /// First retry after a failure; doubles per failure up to the SPC's interval.
 const BACKOFF_BASE: Duration = Duration::from_secs(5);
 
 /// Controller-wide settings (from flags).
 #[derive(Clone, Debug)]
-pub struct SyncOptions {
+pub(crate) struct SyncOptions {
     pub min_interval: Duration,
     /// Namespaces whose SPCs may be synced; empty = all.
     pub namespaces: Vec<String>,
@@ -39,7 +39,7 @@ pub struct SyncOptions {
 }
 
 /// Everything a reconcile needs, passed explicitly.
-pub struct Context {
+pub(crate) struct Context {
     pub client: kube::Client,
     pub provider: Arc<ProviderContext>,
     pub tokens: TokenSource,
@@ -87,7 +87,7 @@ impl Context {
 
 /// Why a reconcile failed. Messages name the SPC field, Secret or object; never a value.
 #[derive(Debug, thiserror::Error)]
-pub enum SyncError {
+pub(crate) enum SyncError {
     #[error("{0}")]
     Invalid(#[from] SpcError),
     /// `secretObjects` don't fit what the mount returned (a missing file, a value that isn't a
@@ -120,7 +120,7 @@ pub enum SyncError {
 
 impl SyncError {
     /// The Event reason and the `reason` label of the failure metric (a fixed set).
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             SyncError::Invalid(_) | SyncError::Shape(_) => "InvalidSyncConfig",
             SyncError::NamespaceNotAllowed(_) => "NamespaceNotAllowed",
@@ -143,7 +143,7 @@ impl SyncError {
 
 /// The controller's reconcile: never fails (failures are reported and retried with backoff
 /// here, so the whole policy sits in one place).
-pub async fn reconcile(
+pub(crate) async fn reconcile(
     spc: Arc<SecretProviderClass>,
     ctx: Arc<Context>,
 ) -> Result<Action, std::convert::Infallible> {
@@ -260,7 +260,7 @@ async fn on_failure(
 }
 
 /// Exponential backoff: 5 s, 10 s, 20 s, … never longer than the SPC's interval.
-pub fn backoff(failures: u32, interval: Duration) -> Duration {
+pub(crate) fn backoff(failures: u32, interval: Duration) -> Duration {
     let exp = BACKOFF_BASE.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
     exp.min(interval.max(BACKOFF_BASE))
 }

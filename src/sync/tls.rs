@@ -21,7 +21,7 @@ const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.8
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 
 /// The part of `data` that goes under `key` in a TLS Secret.
-pub fn tls_part(data: &[u8], key: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn tls_part(data: &[u8], key: &str) -> Result<Vec<u8>, String> {
     match key {
         "tls.crt" => certificates(data),
         "tls.key" => private_key(data),

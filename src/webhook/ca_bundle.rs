@@ -25,9 +25,9 @@ use super::tls::{self, Generated, ServingCert};
 
 /// Most certificates kept in a caBundle (replicas, plus CAs of replaced pods until they expire
 /// or are pushed out).
-pub const MAX_BUNDLE_CERTS: usize = 10;
+pub(crate) const MAX_BUNDLE_CERTS: usize = 10;
 /// The field manager of our patches.
-pub const FIELD_MANAGER: &str = "akeyless-csi-provider-webhook";
+pub(crate) const FIELD_MANAGER: &str = "akeyless-csi-provider-webhook";
 /// How long a renewed CA must have been in the bundle before its certificate is served: the
 /// API server reloads webhook configurations within about a second.
 const PROPAGATION: Duration = Duration::from_secs(10);
@@ -36,7 +36,11 @@ const RETRY: Duration = Duration::from_secs(2);
 
 /// The bundle that trusts every CA in `ours` and keeps the others'. `None` when `existing`
 /// already is that bundle. `now` is Unix seconds.
-pub fn merged(existing: &[u8], ours: &[CertificateDer<'static>], now: i64) -> Option<Vec<u8>> {
+pub(crate) fn merged(
+    existing: &[u8],
+    ours: &[CertificateDer<'static>],
+    now: i64,
+) -> Option<Vec<u8>> {
     let mut blocks = 0usize;
     let mut kept: Vec<CertificateDer<'static>> = Vec::new();
     for item in CertificateDer::pem_slice_iter(existing) {
@@ -75,14 +79,9 @@ fn pem_block_count(text: &[u8]) -> usize {
     String::from_utf8_lossy(text).matches("-----BEGIN ").count()
 }
 
-/// Whether `bundle` trusts `ca`.
-pub fn trusts(bundle: &[u8], ca: &CertificateDer<'_>) -> bool {
-    CertificateDer::pem_slice_iter(bundle).any(|c| c.is_ok_and(|c| c.as_ref() == ca.as_ref()))
-}
-
 /// What [`Keeper::ensure`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Ensured {
+pub(crate) enum Ensured {
     /// Every webhook's caBundle already trusted our CAs.
     Current,
     /// We patched the bundles.
@@ -94,7 +93,7 @@ pub enum Ensured {
 }
 
 /// The one ValidatingWebhookConfiguration whose caBundle we keep.
-pub struct Keeper {
+pub(crate) struct Keeper {
     api: Api<ValidatingWebhookConfiguration>,
     name: String,
 }
@@ -109,7 +108,10 @@ impl Keeper {
 
     /// Reads the configuration and, when a webhook's caBundle lacks one of `ours`, patches it
     /// (with the `resourceVersion` read as a precondition: a concurrent change fails with 409).
-    pub async fn ensure(&self, ours: &[CertificateDer<'static>]) -> Result<Ensured, kube::Error> {
+    pub(crate) async fn ensure(
+        &self,
+        ours: &[CertificateDer<'static>],
+    ) -> Result<Ensured, kube::Error> {
         let Some(config) = self.api.get_opt(&self.name).await? else {
             return Ok(Ensured::Missing);
         };
@@ -174,7 +176,7 @@ struct Pending {
 /// every `resync`, renews the generated certificate at two-thirds of its life, and reports
 /// readiness (ready once the bundle trusts the CA being served).
 #[allow(clippy::too_many_arguments)]
-pub async fn keep_current(
+pub(crate) async fn keep_current(
     keeper: Keeper,
     client: kube::Client,
     serving: Arc<ServingCert>,
@@ -307,6 +309,11 @@ fn serve_when_trusted(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `bundle` trusts `ca`.
+    fn trusts(bundle: &[u8], ca: &CertificateDer<'_>) -> bool {
+        CertificateDer::pem_slice_iter(bundle).any(|c| c.is_ok_and(|c| c.as_ref() == ca.as_ref()))
+    }
 
     fn ca(days: i64) -> CertificateDer<'static> {
         let key = rcgen::KeyPair::generate().unwrap();

@@ -12,11 +12,12 @@
 //! A cluster-level Deployment runs it (never the node DaemonSet); it needs the Kubernetes API
 //! only to keep the caBundle of a generated certificate.
 
-pub mod ca_bundle;
-pub mod metrics;
+mod ca_bundle;
+mod metrics;
+/// `pub` for the `admission_review` fuzz target.
 pub mod review;
-pub mod server;
-pub mod tls;
+mod server;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -85,20 +86,20 @@ pub struct WebhookArgs {
 
 /// `/readyz`: ready once a certificate the API server trusts is served.
 #[derive(Debug, Default)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     ready: AtomicBool,
     reason: Mutex<String>,
 }
 
 impl Readiness {
-    pub fn set(&self, ready: bool, reason: &str) {
+    pub(crate) fn set(&self, ready: bool, reason: &str) {
         self.ready.store(ready, Ordering::Relaxed);
         if let Ok(mut r) = self.reason.lock() {
             reason.clone_into(&mut r);
         }
     }
 
-    pub fn get(&self) -> (bool, String) {
+    pub(crate) fn get(&self) -> (bool, String) {
         let reason = self.reason.lock().map(|r| r.clone()).unwrap_or_default();
         (self.ready.load(Ordering::Relaxed), reason)
     }

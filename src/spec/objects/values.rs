@@ -14,7 +14,7 @@ pub(super) fn scalar_text(v: &Value) -> Option<String> {
 }
 
 /// Parses a mode: an octal string ("0400", "400", "0o400") or a decimal integer (256).
-pub fn parse_mode(v: &Value) -> Result<u32, String> {
+pub(crate) fn parse_mode(v: &Value) -> Result<u32, String> {
     let mode = match v {
         Value::String(s) => {
             let digits = s.trim();
