@@ -154,6 +154,22 @@ mod tests {
     }
 
     #[test]
+    fn a_pkcs8_key_that_names_its_curve_inside_keeps_it() {
+        // Some writers keep SEC 1's [0] parameters inside the PKCS#8 key: nothing is added.
+        let sec1 = PrivateKeyDer::from_pem_slice(EC_SEC1.as_bytes()).unwrap();
+        let prime256v1 = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+        let info = PrivateKeyInfoRef::new(
+            pkcs8::AlgorithmIdentifierRef {
+                oid: OID_EC_PUBLIC_KEY,
+                parameters: Some((&prime256v1).into()),
+            },
+            pkcs8::der::asn1::OctetStringRef::new(sec1.secret_der()).unwrap(),
+        );
+        let pkcs8 = pem_encode("PRIVATE KEY", &info.to_der().unwrap());
+        assert_eq!(s(tls_part(pkcs8.as_bytes(), "tls.key").unwrap()), EC_SEC1);
+    }
+
+    #[test]
     fn a_bundle_is_split_into_certificates_and_key() {
         let bundle = format!("{EC_CERT}{EC_PKCS8}{EC_CERT}");
         assert_eq!(
