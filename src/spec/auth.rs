@@ -6,7 +6,7 @@ use std::fmt;
 use super::aws::{self, AWS_TOKEN_AUDIENCE, AwsSettings};
 use super::azure::{self, AZURE_TOKEN_AUDIENCE, AzureWorkloadIdentity};
 use super::gcp::{self, GCP_DEFAULT_AUDIENCE, GcpWorkloadIdentity};
-use super::{Problem, SpecDefaults, keys, param_problem};
+use super::{Problem, SpecDefaults, keys, param_problem, trimmed_param};
 use crate::request::Parameters;
 
 /// How an SPC authenticates to Akeyless (`akeylessAccessType`).
@@ -155,10 +155,7 @@ pub(super) fn parse(
         token_audience: params.get(keys::TOKEN_AUDIENCE).map(str::to_string),
         token_scope,
         uid_rotation,
-        azure_object_id: params
-            .get(keys::AZURE_OBJECT_ID)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty()),
+        azure_object_id: trimmed_param(params, keys::AZURE_OBJECT_ID),
         azure,
         gcp_audience,
         gcp,

@@ -2,7 +2,7 @@
 
 use super::{
     MIGRATION_GUIDE, Problem, ProviderIdentityFlag, SpecDefaults, keys, normalize_gateway_url,
-    param_problem,
+    param_problem, trimmed_param,
 };
 use crate::request::Parameters;
 
@@ -111,12 +111,7 @@ fn parse_identity(
     problems: &mut Vec<Problem>,
 ) -> (Option<String>, Option<String>) {
     let mut problem = |key: &str, message: String| param_problem(problems, key, message);
-    let get = |key: &str| {
-        params
-            .get(key)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
+    let get = |key: &str| trimmed_param(params, key);
     let client_id = get(keys::AZURE_CLIENT_ID);
     let tenant_id = get(keys::AZURE_TENANT_ID);
     if let Some(oid) = get(keys::AZURE_OBJECT_ID)

@@ -1,6 +1,6 @@
 //! The `gcp` auth family: workload identity federation (the pod) or the node's identity.
 
-use super::{MIGRATION_GUIDE, Problem, keys, param_problem};
+use super::{MIGRATION_GUIDE, Problem, keys, param_problem, trimmed_param};
 use crate::request::Parameters;
 
 /// The audience of the Google ID token when `akeylessGCPAudience` is not set.
@@ -92,12 +92,7 @@ pub(super) fn parse(
     problems: &mut Vec<Problem>,
 ) -> Option<GcpWorkloadIdentity> {
     let mut problem = |key: &str, message: String| param_problem(problems, key, message);
-    let get = |key: &str| {
-        params
-            .get(key)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
+    let get = |key: &str| trimmed_param(params, key);
     let service_account = get(keys::GCP_SERVICE_ACCOUNT);
     let provider = get(keys::GCP_WORKLOAD_IDENTITY_PROVIDER);
     if let Some(gsa) = &service_account

@@ -132,6 +132,14 @@ impl From<SpecErrors> for MountError {
     }
 }
 
+/// Parameter `key`, trimmed; `None` when it is absent or blank.
+fn trimmed_param(params: &Parameters, key: &str) -> Option<String> {
+    params
+        .get(key)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 /// Records a problem with parameter `key`, located at `parameters.<key>`.
 fn param_problem(problems: &mut Vec<Problem>, key: &str, message: String) {
     problems.push(Problem::new(format!("parameters.{key}"), message));
