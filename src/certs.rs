@@ -30,7 +30,7 @@ impl std::fmt::Debug for CertificateMaterial {
 }
 
 /// PEM-encodes one DER block.
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for line in b64.as_bytes().chunks(64) {
@@ -177,13 +177,13 @@ pub fn certificate_files(
 }
 
 /// A freshly generated key and the CSR for it (PKI issuance; the key never leaves the node).
-pub struct CertificateRequest {
+pub(crate) struct CertificateRequest {
     pub csr_pem: String,
     pub private_key_pem: SecretString,
 }
 
 /// Generates an ECDSA P-256 key and a CSR carrying the requested names.
-pub fn new_certificate_request(options: &PkiOptions) -> Result<CertificateRequest, String> {
+pub(crate) fn new_certificate_request(options: &PkiOptions) -> Result<CertificateRequest, String> {
     use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
     let key = KeyPair::generate().map_err(|e| format!("generating a key failed: {e}"))?;
     let mut params =

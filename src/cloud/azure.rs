@@ -10,7 +10,7 @@ use crate::secret::{ExposeSecret, SecretString};
 use crate::spec::AzureWorkloadIdentity;
 
 /// The resource Akeyless expects the Azure token for, in the public cloud (other clouds:
-/// [`crate::spec::AzureCloud::arm_scope`], chosen by `akeylessAzureCloud`).
+/// the `arm_scope` of [`AzureWorkloadIdentity::cloud`], chosen by `akeylessAzureCloud`).
 pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
 
 #[derive(Deserialize)]

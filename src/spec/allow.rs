@@ -23,7 +23,7 @@ pub struct GatewayAllowList {
 
 impl GatewayAllowList {
     /// Parses a comma-separated list; the error names the bad pattern and the accepted forms.
-    pub fn parse(list: &str) -> Result<Self, String> {
+    pub(crate) fn parse(list: &str) -> Result<Self, String> {
         let mut patterns = Vec::new();
         for raw in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             patterns.push(parse_pattern(raw).ok_or_else(|| {
@@ -37,12 +37,12 @@ impl GatewayAllowList {
     }
 
     /// Whether any host is allowed (no list given).
-    pub fn allows_any(&self) -> bool {
+    pub(crate) fn allows_any(&self) -> bool {
         self.patterns.is_empty()
     }
 
     /// Whether `url` (an already validated http(s) URL) names an allowed host and port.
-    pub fn allows(&self, url: &str) -> bool {
+    pub(crate) fn allows(&self, url: &str) -> bool {
         if self.allows_any() {
             return true;
         }
@@ -64,7 +64,7 @@ impl GatewayAllowList {
     }
 
     /// The patterns as the operator wrote them (for messages).
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let shown: Vec<String> = self
             .patterns
             .iter()

@@ -12,18 +12,18 @@ use super::{AccessType, Problem, ProviderIdentityFlag, SecretProviderSpec, SpecD
 use crate::request::Parameters;
 
 /// Only SecretProviderClasses of this provider are checked.
-pub const PROVIDER: &str = "akeyless";
+pub(crate) const PROVIDER: &str = "akeyless";
 
 /// What is wrong with one SPC (it would fail to mount or sync) and what is risky about it.
 /// Every entry names its field (`spec.parameters.akeylessAccessType`, `spec.objects[0].fileName`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ClassReport {
+pub(crate) struct ClassReport {
     pub problems: Vec<Problem>,
     pub warnings: Vec<Problem>,
 }
 
 /// The `spec.provider` of an SPC object, when it is a string.
-pub fn provider(object: &Value) -> Option<&str> {
+pub(crate) fn provider(object: &Value) -> Option<&str> {
     object
         .get("spec")
         .and_then(|s| s.get("provider"))
@@ -32,7 +32,7 @@ pub fn provider(object: &Value) -> Option<&str> {
 
 /// Checks one SecretProviderClass object (the whole object: `spec.provider`, `spec.parameters`,
 /// `spec.secretObjects`). `None` when it is not an Akeyless SPC: not ours to judge.
-pub fn check_class(object: &Value, defaults: &SpecDefaults) -> Option<ClassReport> {
+pub(crate) fn check_class(object: &Value, defaults: &SpecDefaults) -> Option<ClassReport> {
     if provider(object) != Some(PROVIDER) {
         return None;
     }
@@ -103,7 +103,7 @@ pub fn check_class(object: &Value, defaults: &SpecDefaults) -> Option<ClassRepor
 
 /// A cloud access type without any of its per-pod parameters: it mounts only when the
 /// provider's operator turned on the node identity (a flag this offline check cannot see).
-pub fn needs_provider_identity(params: &Parameters) -> Option<ProviderIdentityFlag> {
+pub(crate) fn needs_provider_identity(params: &Parameters) -> Option<ProviderIdentityFlag> {
     let set = |key: &str| params.get(key).is_some_and(|v| !v.trim().is_empty());
     let access_type = AccessType::parse(params.get(keys::ACCESS_TYPE)?)?;
     let per_pod = match access_type {
@@ -123,7 +123,7 @@ pub fn needs_provider_identity(params: &Parameters) -> Option<ProviderIdentityFl
 /// Valid but risky settings. Read from the parameters alone, so they are reported whether or
 /// not the rest of the SPC is valid. Messages are short (the API server shows warnings as
 /// single lines, cut after 256 characters) and never quote a parameter's value.
-pub fn warnings(params: &Parameters) -> Vec<Problem> {
+pub(crate) fn warnings(params: &Parameters) -> Vec<Problem> {
     let mut warnings = Vec::new();
     let mut warn = |key: &str, message: String| {
         warnings.push(Problem::new(format!("spec.parameters.{key}"), message));

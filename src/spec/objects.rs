@@ -1,13 +1,17 @@
 //! The `objects` parameter: a YAML list of items to fetch and how to shape them into files.
+//! One entry is read in `entry.rs`, its scalar values in `values.rs`.
+
+mod entry;
+mod values;
 
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 use super::Problem;
-use super::paths::{check_file_path, find_conflict};
+use super::paths::find_conflict;
+pub use values::parse_duration;
 
 /// Akeyless item types the provider can read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,9 +24,9 @@ pub enum ItemType {
 }
 
 impl ItemType {
-    pub const ACCEPTED: &'static str = "static, rotated, dynamic, certificate, pki";
+    pub(crate) const ACCEPTED: &'static str = "static, rotated, dynamic, certificate, pki";
 
-    pub fn parse(s: &str) -> Option<ItemType> {
+    pub(crate) fn parse(s: &str) -> Option<ItemType> {
         match s.trim().to_ascii_lowercase().as_str() {
             "static" | "static_secret" | "static-secret" => Some(ItemType::Static),
             "rotated" | "rotated_secret" | "rotated-secret" => Some(ItemType::Rotated),
@@ -34,7 +38,7 @@ impl ItemType {
     }
 
     /// Maps describe-item's `item_type` to ours; `None` for types we cannot mount.
-    pub fn from_akeyless(item_type: &str) -> Option<ItemType> {
+    pub(crate) fn from_akeyless(item_type: &str) -> Option<ItemType> {
         match item_type {
             "STATIC_SECRET" => Some(ItemType::Static),
             "ROTATED_SECRET" => Some(ItemType::Rotated),
@@ -45,7 +49,7 @@ impl ItemType {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ItemType::Static => "static",
             ItemType::Rotated => "rotated",
@@ -56,11 +60,11 @@ impl ItemType {
     }
 
     /// Whether the item is a certificate, written as PEM files (or a bundle or PKCS#12).
-    pub fn is_certificate(self) -> bool {
+    pub(crate) fn is_certificate(self) -> bool {
         matches!(self, ItemType::Certificate | ItemType::Pki)
     }
 
-    pub fn is_versioned(self) -> bool {
+    pub(crate) fn is_versioned(self) -> bool {
         matches!(
             self,
             ItemType::Static | ItemType::Rotated | ItemType::Certificate
@@ -166,18 +170,11 @@ impl ObjectSpec {
     }
 
     /// How messages name this object: `object "db-password" (secretPath /prod/db/password)`.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!(
             "object {:?} (secretPath {})",
             self.file_name, self.secret_path
         )
-    }
-
-    /// Whether this object writes a directory of files rather than one file.
-    pub fn writes_directory(&self) -> bool {
-        self.explode
-            || (self.item_type.is_some_and(ItemType::is_certificate)
-                && self.cert.format == CertFormat::Pem)
     }
 }
 
@@ -202,443 +199,12 @@ pub const OBJECT_FIELDS: &[&str] = &[
     "uriSans",
 ];
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawObject {
-    secret_path: Option<Value>,
-    file_name: Option<Value>,
-    #[serde(rename = "type")]
-    item_type: Option<Value>,
-    version: Option<Value>,
-    key: Option<Value>,
-    jq: Option<Value>,
-    explode: Option<Value>,
-    encoding: Option<Value>,
-    mode: Option<Value>,
-    secret_args: Option<Value>,
-    format: Option<Value>,
-    pfx_password: Option<Value>,
-    ttl: Option<Value>,
-    common_name: Option<Value>,
-    alt_names: Option<Value>,
-    uri_sans: Option<Value>,
-    /// Accepted and ignored, as the existing Akeyless provider does.
-    #[allow(dead_code)]
-    secret_type: Option<Value>,
-}
-
-/// Collects the problems of one object, each tagged with its field.
-struct ObjectProblems<'a> {
-    index: usize,
-    secret_path: Option<String>,
-    problems: &'a mut Vec<Problem>,
-}
-
-impl ObjectProblems<'_> {
-    fn push(&mut self, field: &str, message: impl Into<String>) {
-        let who = match &self.secret_path {
-            Some(path) => format!("objects[{}] (secretPath {path})", self.index),
-            None => format!("objects[{}]", self.index),
-        };
-        self.problems.push(Problem::new(
-            format!("objects[{}].{field}", self.index),
-            format!("{who}: {field} {}", message.into()),
-        ));
-    }
-}
-
-fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn string_field(p: &mut ObjectProblems<'_>, field: &str, v: &Option<Value>) -> Option<String> {
-    match v {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(_) => {
-            p.push(field, "must be a string");
-            None
-        }
-    }
-}
-
-/// Parses a mode: an octal string ("0400", "400", "0o400") or a decimal integer (256).
-pub fn parse_mode(v: &Value) -> Result<u32, String> {
-    let mode = match v {
-        Value::String(s) => {
-            let digits = s.trim();
-            let digits = digits.strip_prefix("0o").unwrap_or(digits);
-            u32::from_str_radix(digits, 8).map_err(|_| {
-                format!("{s:?} is not an octal mode; write it like \"0644\" or \"0400\"")
-            })?
-        }
-        Value::Number(n) => match n.as_u64() {
-            Some(m) if m <= 0o777 => m as u32,
-            _ => {
-                return Err(format!(
-                    "{n} is not a mode: an integer is read as decimal (0 to 511); \
-                     write octal modes as a string, e.g. \"0644\""
-                ));
-            }
-        },
-        _ => return Err("must be an octal string like \"0644\" or a decimal integer".into()),
-    };
-    if mode > 0o777 {
-        return Err(format!(
-            "{mode:o} is larger than 0777; only permission bits can be set"
-        ));
-    }
-    Ok(mode)
-}
-
-fn parse_version(v: &Value) -> Result<u32, String> {
-    let text = scalar_text(v).ok_or("must be a positive integer")?;
-    match text.trim().parse::<i64>() {
-        // Akeyless's `version` is an int32.
-        Ok(n) if n >= 1 && n <= i64::from(i32::MAX) => Ok(n as u32),
-        _ => Err(format!(
-            "{text:?} is not a version: use a positive integer, or leave it out for the latest"
-        )),
-    }
-}
-
-fn parse_args(v: &Value) -> Result<Vec<String>, String> {
-    match v {
-        Value::Null => Ok(vec![]),
-        // The existing provider documents a map; Akeyless's API wants "key=value" strings.
-        Value::Mapping(m) => {
-            let mut args = Vec::new();
-            for (k, val) in m {
-                let k = scalar_text(k).ok_or("keys must be strings")?;
-                let val = match val {
-                    Value::Null => String::new(),
-                    other => scalar_text(other)
-                        .or_else(|| serde_json::to_string(other).ok())
-                        .unwrap_or_default(),
-                };
-                args.push(format!("{k}={val}"));
-            }
-            args.sort();
-            Ok(args)
-        }
-        Value::Sequence(items) => items
-            .iter()
-            .map(|i| scalar_text(i).ok_or_else(|| "list items must be strings".to_string()))
-            .collect(),
-        Value::String(s) => Ok(vec![s.clone()]),
-        _ => Err("must be a map of arguments or a list of \"key=value\" strings".into()),
-    }
-}
-
-/// A list of strings, or one comma-separated string.
-fn parse_string_list(v: &Value) -> Result<Vec<String>, String> {
-    match v {
-        Value::Null => Ok(vec![]),
-        Value::String(s) => Ok(s
-            .split(',')
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .collect()),
-        Value::Sequence(items) => items
-            .iter()
-            .map(|i| scalar_text(i).ok_or_else(|| "list items must be strings".to_string()))
-            .collect(),
-        _ => Err("must be a list of strings".into()),
-    }
-}
-
-/// Parses durations like `110s`, `30m`, `500ms`, `1h`, `1.5h`; a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30s, 15m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
-    };
-    if !secs.is_finite() || !(0.0..=10.0 * 365.0 * 86400.0).contains(&secs) {
-        return Err(format!("{s:?} is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn parse_bool(v: &Value) -> Result<bool, String> {
-    match v {
-        Value::Bool(b) => Ok(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        _ => Err("must be true or false".into()),
-    }
-}
-
-fn default_file_name(secret_path: &str) -> String {
-    secret_path
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(secret_path)
-        .to_string()
-}
-
-fn parse_object(index: usize, raw: &Value, problems: &mut Vec<Problem>) -> Option<ObjectSpec> {
-    let mut p = ObjectProblems {
-        index,
-        secret_path: None,
-        problems,
-    };
-    let Value::Mapping(map) = raw else {
-        p.push(
-            "secretPath",
-            "is missing: each list entry must be a mapping such as {secretPath: /path/to/item}",
-        );
-        return None;
-    };
-    // Unknown fields are rejected, listing the accepted ones (catches typos like `filename`).
-    for key in map.keys() {
-        let name = scalar_text(key).unwrap_or_else(|| format!("{key:?}"));
-        if !OBJECT_FIELDS.contains(&name.as_str()) {
-            p.push(
-                &name,
-                format!(
-                    "is not a known field; accepted fields: {}",
-                    OBJECT_FIELDS.join(", ")
-                ),
-            );
-        }
-    }
-    let obj: RawObject = match serde_yaml_ng::from_value(raw.clone()) {
-        Ok(o) => o,
-        Err(e) => {
-            p.push("secretPath", format!("cannot be read: {e}"));
-            return None;
-        }
-    };
-    let before = p.problems.len();
-
-    let secret_path = string_field(&mut p, "secretPath", &obj.secret_path);
-    let file_name = string_field(&mut p, "fileName", &obj.file_name);
-    p.secret_path = secret_path.clone();
-    let secret_path = match secret_path {
-        Some(s) if s.chars().any(char::is_control) => {
-            p.push("secretPath", "must not contain control characters");
-            None
-        }
-        Some(s) => Some(s),
-        None => {
-            p.push(
-                "secretPath",
-                "is required (the Akeyless item name, e.g. /prod/db/password)",
-            );
-            None
-        }
-    };
-    let file_name = file_name.or_else(|| secret_path.as_deref().map(default_file_name));
-    if let Some(f) = &file_name
-        && let Err(why) = check_file_path(f)
-    {
-        p.push("fileName", format!("{f:?} {why}"));
-    }
-
-    let item_type = string_field(&mut p, "type", &obj.item_type).and_then(|t| {
-        let parsed = ItemType::parse(&t);
-        if parsed.is_none() {
-            p.push(
-                "type",
-                format!(
-                    "{t:?} is not supported; supported types: {}",
-                    ItemType::ACCEPTED
-                ),
-            );
-        }
-        parsed
-    });
-    let version = match &obj.version {
-        None | Some(Value::Null) => None,
-        Some(v) => parse_version(v).map_err(|e| p.push("version", e)).ok(),
-    };
-    if let (Some(_), Some(t)) = (version, item_type)
-        && !t.is_versioned()
-    {
-        p.push(
-            "version",
-            format!("cannot be pinned for {t} items (they have no versions)"),
-        );
-    }
-    let key = string_field(&mut p, "key", &obj.key);
-    let jq = string_field(&mut p, "jq", &obj.jq);
-    if let Some(expr) = &jq
-        && let Err(why) = crate::jq::check(expr)
-    {
-        p.push(
-            "jq",
-            format!("{expr:?} is not a valid jq expression: {why}"),
-        );
-    }
-    let extract = match (key, jq) {
-        (Some(_), Some(_)) => {
-            p.push("jq", "cannot be combined with key; use one of them");
-            None
-        }
-        (Some(k), None) => Some(Extract::Key(k)),
-        (None, Some(j)) => Some(Extract::Jq(crate::jq::JqFilter::new(j))),
-        (None, None) => None,
-    };
-    let explode = match &obj.explode {
-        None | Some(Value::Null) => false,
-        Some(v) => parse_bool(v)
-            .map_err(|e| p.push("explode", e))
-            .unwrap_or(false),
-    };
-    let encoding = match string_field(&mut p, "encoding", &obj.encoding).as_deref() {
-        None => Encoding::Utf8,
-        Some(e) => match e.to_ascii_lowercase().as_str() {
-            "utf-8" | "utf8" | "text" | "plain" => Encoding::Utf8,
-            "base64" => Encoding::Base64,
-            "hex" => Encoding::Hex,
-            other => {
-                p.push(
-                    "encoding",
-                    format!("{other:?} is not supported; use utf-8, base64 or hex"),
-                );
-                Encoding::Utf8
-            }
-        },
-    };
-    let mode = match &obj.mode {
-        None | Some(Value::Null) => None,
-        Some(v) => parse_mode(v).map_err(|e| p.push("mode", e)).ok(),
-    };
-    let args = match &obj.secret_args {
-        None => vec![],
-        Some(v) => parse_args(v)
-            .map_err(|e| p.push("secretArgs", e))
-            .unwrap_or_default(),
-    };
-    if let Some(t) = item_type
-        && t.is_certificate()
-        && (extract.is_some() || explode)
-    {
-        p.push(
-            if explode { "explode" } else { "key" },
-            format!("does not apply to {t} items, which are written as PEM files"),
-        );
-    }
-    let cert_format = match string_field(&mut p, "format", &obj.format).as_deref() {
-        None => CertFormat::Pem,
-        Some(f) => match f.to_ascii_lowercase().as_str() {
-            "pem" => CertFormat::Pem,
-            "bundle" | "pem-bundle" => CertFormat::Bundle,
-            "pfx" | "pkcs12" | "p12" => CertFormat::Pfx,
-            other => {
-                p.push(
-                    "format",
-                    format!("{other:?} is not supported; use pem, bundle or pfx"),
-                );
-                CertFormat::Pem
-            }
-        },
-    };
-    let pfx_password = string_field(&mut p, "pfxPassword", &obj.pfx_password);
-    let certificate_only = obj.format.is_some() || pfx_password.is_some();
-    if certificate_only && !item_type.is_some_and(ItemType::is_certificate) {
-        p.push(
-            if obj.format.is_some() {
-                "format"
-            } else {
-                "pfxPassword"
-            },
-            "applies to certificates only: set type: certificate or type: pki",
-        );
-    }
-    if pfx_password.is_some() && cert_format != CertFormat::Pfx {
-        p.push("pfxPassword", "applies only with format: pfx");
-    }
-    let ttl = match string_field(&mut p, "ttl", &obj.ttl) {
-        None => None,
-        Some(t) => match parse_duration(&t) {
-            Ok(d) if d >= Duration::from_secs(1) => Some(d),
-            Ok(_) => {
-                p.push("ttl", "must be at least 1s");
-                None
-            }
-            Err(e) => {
-                p.push("ttl", e);
-                None
-            }
-        },
-    };
-    if ttl.is_some() && item_type.is_some_and(|t| !matches!(t, ItemType::Dynamic | ItemType::Pki)) {
-        p.push("ttl", "applies to dynamic and pki items only");
-    }
-    let pki = PkiOptions {
-        common_name: string_field(&mut p, "commonName", &obj.common_name),
-        alt_names: match &obj.alt_names {
-            None => vec![],
-            Some(v) => parse_string_list(v)
-                .map_err(|e| p.push("altNames", e))
-                .unwrap_or_default(),
-        },
-        uri_sans: match &obj.uri_sans {
-            None => vec![],
-            Some(v) => parse_string_list(v)
-                .map_err(|e| p.push("uriSans", e))
-                .unwrap_or_default(),
-        },
-    };
-    if pki != PkiOptions::default() && item_type.is_some_and(|t| t != ItemType::Pki) {
-        p.push(
-            if pki.common_name.is_some() {
-                "commonName"
-            } else {
-                "altNames"
-            },
-            "applies to pki items only",
-        );
-    }
-
-    if p.problems.len() > before {
-        return None;
-    }
-    Some(ObjectSpec {
-        index,
-        secret_path: secret_path?,
-        file_name: file_name?,
-        item_type,
-        version,
-        extract,
-        explode,
-        encoding,
-        mode,
-        args,
-        ttl,
-        cert: CertOptions {
-            format: cert_format,
-            pfx_password: pfx_password.unwrap_or_default(),
-        },
-        pki,
-    })
-}
-
 /// Deepest nesting of YAML flow collections (`[…]`, `{…}`) accepted in `objects`, counted on
 /// the raw text (brackets inside quoted strings count too, so balanced jq brackets cost
 /// nothing and only unbalanced ones add up). The YAML scanner takes time proportional to the
 /// number of tokens times the flow depth: 50,000 levels took it seconds. Real SPCs nest a few
 /// levels, plus at most [`crate::jq::MAX_NESTING`] inside a jq expression.
-pub const MAX_FLOW_NESTING: usize = 64;
+pub(crate) const MAX_FLOW_NESTING: usize = 64;
 
 /// The deepest flow nesting of `yaml`, counted as [`MAX_FLOW_NESTING`] says.
 fn flow_nesting(yaml: &str) -> usize {
@@ -659,7 +225,7 @@ fn flow_nesting(yaml: &str) -> usize {
 
 /// How many entries the `objects` YAML lists, for logs; `None` when it can't be told (not a
 /// list, or nested deeper than [`MAX_FLOW_NESTING`], which isn't parsed at all).
-pub fn listed_objects(yaml: &str) -> Option<usize> {
+pub(crate) fn listed_objects(yaml: &str) -> Option<usize> {
     if flow_nesting(yaml) > MAX_FLOW_NESTING {
         return None;
     }
@@ -669,7 +235,7 @@ pub fn listed_objects(yaml: &str) -> Option<usize> {
 }
 
 /// Parses and validates the `objects` YAML. Every problem is collected, not just the first.
-pub fn parse_objects(
+pub(crate) fn parse_objects(
     yaml: &str,
     max_objects: usize,
     problems: &mut Vec<Problem>,
@@ -724,7 +290,7 @@ pub fn parse_objects(
     let objects: Vec<ObjectSpec> = list
         .iter()
         .enumerate()
-        .filter_map(|(i, raw)| parse_object(i, raw, problems))
+        .filter_map(|(i, raw)| entry::parse_object(i, raw, problems))
         .collect();
 
     let names: Vec<&str> = objects.iter().map(|o| o.file_name.as_str()).collect();
@@ -749,6 +315,7 @@ pub fn parse_objects(
 
 #[cfg(test)]
 mod tests {
+    use super::values::parse_mode;
     use super::*;
 
     fn parse(yaml: &str) -> (Vec<ObjectSpec>, Vec<Problem>) {

@@ -2,11 +2,11 @@
 //! (`fileutil.Validate`): relative, equal to its cleaned form, no `..` segment, a first segment
 //! that doesn't start with `..` (reserved by the atomic writer), segments ≤ 255 bytes, total ≤ 4096.
 
-pub const MAX_PATH_LEN: usize = 4096;
-pub const MAX_SEGMENT_LEN: usize = 255;
+pub(crate) const MAX_PATH_LEN: usize = 4096;
+pub(crate) const MAX_SEGMENT_LEN: usize = 255;
 
 /// Checks one relative file path; the error says what is wrong in words a user can act on.
-pub fn check_file_path(path: &str) -> Result<(), String> {
+pub(crate) fn check_file_path(path: &str) -> Result<(), String> {
     if path.is_empty() {
         return Err("must not be empty".into());
     }
@@ -48,7 +48,7 @@ pub fn check_file_path(path: &str) -> Result<(), String> {
 /// O(n log n) comparisons: paths are sorted segment by segment (so `a/b` sorts right after `a`,
 /// before `a-b`, which a plain byte order would put in between), and then every path that is a
 /// directory of others, or equal to another, sorts directly before one of them.
-pub fn find_conflict(paths: &[&str]) -> Option<(usize, usize)> {
+pub(crate) fn find_conflict(paths: &[&str]) -> Option<(usize, usize)> {
     find_conflict_counting(paths, &mut 0)
 }
 

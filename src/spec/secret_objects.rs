@@ -12,7 +12,7 @@ use super::{CertFormat, ItemType, ObjectSpec, Problem};
 /// One entry of `spec.secretObjects` (the driver's schema).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct SecretObject {
+pub(crate) struct SecretObject {
     #[serde(default)]
     pub secret_name: String,
     #[serde(default, rename = "type")]
@@ -27,7 +27,7 @@ pub struct SecretObject {
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct SecretObjectData {
+pub(crate) struct SecretObjectData {
     /// The file (path in the mount) whose content goes into the Secret.
     #[serde(default)]
     pub object_name: String,
@@ -37,7 +37,7 @@ pub struct SecretObjectData {
 }
 
 /// The files a certificate or PKI object writes in its directory (default `format: pem`).
-pub const CERTIFICATE_FILES: &[&str] = &["tls.crt", "tls.key", "ca.crt"];
+pub(crate) const CERTIFICATE_FILES: &[&str] = &["tls.crt", "tls.key", "ca.crt"];
 
 /// At most this many file names are listed in a message about an unknown `objectName`.
 const LISTED_FILES: usize = 20;
@@ -46,7 +46,7 @@ const LISTED_FILES: usize = 20;
 /// names an object and a key), plus what the API server would refuse when the Secret is
 /// written: Secret names and keys that aren't valid, and two entries writing the same Secret.
 /// Every problem, in order; each message names its field.
-pub fn structure_problems(objects: &[SecretObject]) -> Vec<Problem> {
+pub(crate) fn structure_problems(objects: &[SecretObject]) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut names = BTreeSet::new();
     for (i, object) in objects.iter().enumerate() {
@@ -193,7 +193,10 @@ fn known_files(objects: &[ObjectSpec]) -> Vec<String> {
 /// Checks that every `data[].objectName` is a file the objects write: an object's `fileName`,
 /// a file in a certificate object's directory (`tls.crt`, `tls.key`, `ca.crt`), or a key of an
 /// `explode` object (any single name: the keys are known only at mount time).
-pub fn reference_problems(secret_objects: &[SecretObject], objects: &[ObjectSpec]) -> Vec<Problem> {
+pub(crate) fn reference_problems(
+    secret_objects: &[SecretObject],
+    objects: &[ObjectSpec],
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (i, secret) in secret_objects.iter().enumerate() {
         for (j, data) in secret.data.iter().enumerate() {
@@ -243,7 +246,7 @@ pub fn reference_problems(secret_objects: &[SecretObject], objects: &[ObjectSpec
 }
 
 /// RFC 1123 subdomain, as Kubernetes names most objects.
-pub fn is_dns_subdomain(s: &str) -> bool {
+pub(crate) fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|label| {
@@ -257,7 +260,7 @@ pub fn is_dns_subdomain(s: &str) -> bool {
 }
 
 /// A valid key of a Secret's `data`.
-pub fn is_secret_key(s: &str) -> bool {
+pub(crate) fn is_secret_key(s: &str) -> bool {
     s.len() <= 253
         && s != "."
         && s != ".."

@@ -16,7 +16,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 
 #[derive(Clone, Debug)]
-pub struct ElectionConfig {
+pub(crate) struct ElectionConfig {
     pub namespace: String,
     pub name: String,
     /// This replica's identity (the pod name).
@@ -29,7 +29,7 @@ pub struct ElectionConfig {
 /// What identifies one renewal of a Lease: (holder, renewTime).
 type LeaseRecord = (Option<String>, Option<String>);
 
-pub struct LeaderElection {
+pub(crate) struct LeaderElection {
     api: Api<Lease>,
     config: ElectionConfig,
     /// The last Lease record seen and when we first saw it.
@@ -46,7 +46,7 @@ impl LeaderElection {
     }
 
     /// Returns once this replica holds the Lease.
-    pub async fn acquire(&mut self) {
+    pub(crate) async fn acquire(&mut self) {
         loop {
             let round = self.config.renew_deadline;
             match tokio::time::timeout(round, self.try_acquire_or_renew()).await {
@@ -65,7 +65,7 @@ impl LeaderElection {
 
     /// Keeps renewing; returns when leadership is lost (renewal failed for `renew_deadline`, or
     /// someone else holds the Lease).
-    pub async fn hold(&mut self) {
+    pub(crate) async fn hold(&mut self) {
         let mut last_renewal = Instant::now();
         loop {
             tokio::time::sleep(self.config.retry_period).await;
@@ -95,7 +95,7 @@ impl LeaderElection {
 
     /// Gives the Lease up at shutdown so a standby takes over at once instead of after
     /// `lease_duration`.
-    pub async fn release(&mut self) {
+    pub(crate) async fn release(&mut self) {
         let deadline = self.config.renew_deadline;
         if tokio::time::timeout(deadline, self.release_now())
             .await

@@ -9,12 +9,13 @@
 //! `spc` and `secret` are pure (parsing, validation, shaping, ownership rules); `reconcile`,
 //! `tokens` and `leader` talk to the API server.
 
-pub mod leader;
-pub mod reconcile;
-pub mod secret;
-pub mod spc;
-pub mod tls;
-pub mod tokens;
+mod leader;
+mod reconcile;
+mod render;
+mod secret;
+mod spc;
+mod tls;
+mod tokens;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -137,33 +138,52 @@ pub async fn run(args: SyncArgs) -> Result<(), String> {
             },
         ),
         metrics,
-        SyncOptions {
-            min_interval: args.min_sync_interval,
-            namespaces: args
-                .namespaces
-                .iter()
-                .map(|n| n.trim().to_owned())
-                .filter(|n| !n.is_empty())
-                .collect(),
-            default_audience: args.token_audience.clone(),
-            mount_timeout: args.mount_timeout,
-            spc_metrics: args.spc_metrics,
-        },
+        sync_options(&args),
     ));
-    let mut election = LeaderElection::new(
-        client.clone(),
-        ElectionConfig {
-            namespace: args.leader_election_namespace.clone(),
-            name: args.leader_election_lease.clone(),
-            identity,
-            lease_duration: args.lease_duration,
-            renew_deadline: args.renew_deadline,
-            retry_period: args.retry_period,
-        },
-    );
+    let election = LeaderElection::new(client.clone(), election_config(&args, identity));
     ready.store(true, Ordering::Relaxed);
 
     let shutdown = crate::runtime::shutdown_signal();
+    lead(election, client, ctx, shutdown).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Controller-wide settings from the flags.
+fn sync_options(args: &SyncArgs) -> SyncOptions {
+    SyncOptions {
+        min_interval: args.min_sync_interval,
+        namespaces: args
+            .namespaces
+            .iter()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect(),
+        default_audience: args.token_audience.clone(),
+        mount_timeout: args.mount_timeout,
+        spc_metrics: args.spc_metrics,
+    }
+}
+
+/// The leader-election Lease of this replica.
+fn election_config(args: &SyncArgs, identity: String) -> ElectionConfig {
+    ElectionConfig {
+        namespace: args.leader_election_namespace.clone(),
+        name: args.leader_election_lease.clone(),
+        identity,
+        lease_duration: args.lease_duration,
+        renew_deadline: args.renew_deadline,
+        retry_period: args.retry_period,
+    }
+}
+
+/// Syncs while leading, stands by while not, until `shutdown`; then releases the Lease.
+async fn lead(
+    mut election: LeaderElection,
+    client: kube::Client,
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         tracing::info!("waiting to become the leader");
@@ -183,8 +203,6 @@ pub async fn run(args: SyncArgs) -> Result<(), String> {
         }
         tracing::warn!("lost the leadership; stopped syncing");
     }
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// The controller proper: watches SPCs and the Secrets we manage; runs until its watches end.

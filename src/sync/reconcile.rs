@@ -12,26 +12,22 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 
-use super::secret::{self, DesiredSecret, LABEL_MANAGED, Ownership};
+use super::secret::{self, LABEL_MANAGED, Ownership};
 use super::spc::{self, SecretProviderClass, SpcError, SyncSettings};
 use super::tokens::TokenSource;
 use crate::error::MountError;
-use futures_util::FutureExt;
 
-use crate::mount::{ProviderContext, mount_with_deadline};
-use crate::request::{
-    MountRequest, NodePublishSecrets, Parameters, PodIdentity, ServiceAccountTokens,
-};
+use crate::mount::ProviderContext;
 use crate::telemetry::Metrics;
 
 /// Field manager of our server-side applies.
-pub const FIELD_MANAGER: &str = "akeyless-csi-provider-sync";
+pub(crate) const FIELD_MANAGER: &str = "akeyless-csi-provider-sync";
 /// First retry after a failure; doubles per failure up to the SPC's interval.
 const BACKOFF_BASE: Duration = Duration::from_secs(5);
 
 /// Controller-wide settings (from flags).
 #[derive(Clone, Debug)]
-pub struct SyncOptions {
+pub(crate) struct SyncOptions {
     pub min_interval: Duration,
     /// Namespaces whose SPCs may be synced; empty = all.
     pub namespaces: Vec<String>,
@@ -43,7 +39,7 @@ pub struct SyncOptions {
 }
 
 /// Everything a reconcile needs, passed explicitly.
-pub struct Context {
+pub(crate) struct Context {
     pub client: kube::Client,
     pub provider: Arc<ProviderContext>,
     pub tokens: TokenSource,
@@ -91,7 +87,7 @@ impl Context {
 
 /// Why a reconcile failed. Messages name the SPC field, Secret or object; never a value.
 #[derive(Debug, thiserror::Error)]
-pub enum SyncError {
+pub(crate) enum SyncError {
     #[error("{0}")]
     Invalid(#[from] SpcError),
     /// `secretObjects` don't fit what the mount returned (a missing file, a value that isn't a
@@ -124,7 +120,7 @@ pub enum SyncError {
 
 impl SyncError {
     /// The Event reason and the `reason` label of the failure metric (a fixed set).
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             SyncError::Invalid(_) | SyncError::Shape(_) => "InvalidSyncConfig",
             SyncError::NamespaceNotAllowed(_) => "NamespaceNotAllowed",
@@ -147,7 +143,7 @@ impl SyncError {
 
 /// The controller's reconcile: never fails (failures are reported and retried with backoff
 /// here, so the whole policy sits in one place).
-pub async fn reconcile(
+pub(crate) async fn reconcile(
     spc: Arc<SecretProviderClass>,
     ctx: Arc<Context>,
 ) -> Result<Action, std::convert::Infallible> {
@@ -173,77 +169,98 @@ pub async fn reconcile(
         Ok(settings) => sync(&spc, &settings, &ctx).await,
         Err(e) => Err(SyncError::Invalid(e)),
     };
-    match result {
-        Ok(outcome) => {
-            ctx.metrics.sync_reconcile("ok");
-            if outcome.fetched {
-                let when = SystemTime::now();
-                ctx.metrics.sync_success(
-                    ctx.options
-                        .spc_metrics
-                        .then_some((namespace.as_str(), name.as_str())),
-                    when,
-                );
-            }
-            let (next, recovered) = {
-                let mut state = ctx.state();
-                let s = state.entry(key).or_default();
-                let recovered = s.failures > 0;
-                s.failures = 0;
-                let next = s
-                    .last_sync
-                    .map(|t| interval.saturating_sub(t.elapsed()))
-                    .unwrap_or(interval);
-                (next, recovered)
-            };
-            // Events for what changed: a write, or the end of a failure streak. An unchanged
-            // refresh records nothing, so a quiet SPC doesn't flood its Events.
-            if outcome.written.is_empty() && recovered {
-                publish(
-                    &ctx,
-                    &spc,
-                    EventType::Normal,
-                    "SecretSynced",
-                    "sync works again; the Secrets are current".into(),
-                )
-                .await;
-            }
-            if !outcome.written.is_empty() {
-                tracing::info!(namespace, spc = %name, secrets = ?outcome.written, elapsed_ms = started.elapsed().as_millis() as u64, "sync: Secrets written");
-                publish(
-                    &ctx,
-                    &spc,
-                    EventType::Normal,
-                    "SecretSynced",
-                    format!("wrote Secret(s) {}", outcome.written.join(", ")),
-                )
-                .await;
-            } else {
-                tracing::debug!(namespace, spc = %name, fetched = outcome.fetched, "sync: Secrets current");
-            }
-            Ok(Action::requeue(jitter(next)))
-        }
-        Err(e) => {
-            let failures = {
-                let mut state = ctx.state();
-                let s = state.entry(key).or_default();
-                s.failures = s.failures.saturating_add(1);
-                s.failures
-            };
-            ctx.metrics.sync_reconcile("error");
-            ctx.metrics.sync_failure(e.reason());
-            tracing::warn!(namespace, spc = %name, reason = e.reason(), error = %e, failures, "sync failed; the last good Secrets are kept");
-            publish(&ctx, &spc, EventType::Warning, e.reason(), e.to_string()).await;
-            if e.needs_spec_change() {
-                return Ok(Action::await_change());
-            }
-            Ok(Action::requeue(jitter(backoff(failures, interval))))
-        }
+    Ok(match result {
+        Ok(outcome) => on_success(&ctx, &spc, key, interval, outcome, started).await,
+        Err(e) => on_failure(&ctx, &spc, key, interval, e).await,
+    })
+}
+
+/// Records a sync that worked and schedules the next refresh.
+async fn on_success(
+    ctx: &Context,
+    spc: &SecretProviderClass,
+    key: (String, String),
+    interval: Duration,
+    outcome: Outcome,
+    started: Instant,
+) -> Action {
+    let (namespace, name) = key.clone();
+    ctx.metrics.sync_reconcile("ok");
+    if outcome.fetched {
+        let when = SystemTime::now();
+        ctx.metrics.sync_success(
+            ctx.options
+                .spc_metrics
+                .then_some((namespace.as_str(), name.as_str())),
+            when,
+        );
     }
+    let (next, recovered) = {
+        let mut state = ctx.state();
+        let s = state.entry(key).or_default();
+        let recovered = s.failures > 0;
+        s.failures = 0;
+        let next = s
+            .last_sync
+            .map(|t| interval.saturating_sub(t.elapsed()))
+            .unwrap_or(interval);
+        (next, recovered)
+    };
+    // Events for what changed: a write, or the end of a failure streak. An unchanged
+    // refresh records nothing, so a quiet SPC doesn't flood its Events.
+    if outcome.written.is_empty() && recovered {
+        publish(
+            ctx,
+            spc,
+            EventType::Normal,
+            "SecretSynced",
+            "sync works again; the Secrets are current".into(),
+        )
+        .await;
+    }
+    if !outcome.written.is_empty() {
+        tracing::info!(namespace, spc = %name, secrets = ?outcome.written, elapsed_ms = started.elapsed().as_millis() as u64, "sync: Secrets written");
+        publish(
+            ctx,
+            spc,
+            EventType::Normal,
+            "SecretSynced",
+            format!("wrote Secret(s) {}", outcome.written.join(", ")),
+        )
+        .await;
+    } else {
+        tracing::debug!(namespace, spc = %name, fetched = outcome.fetched, "sync: Secrets current");
+    }
+    Action::requeue(jitter(next))
+}
+
+/// Records a failed sync (the last good Secrets stay) and schedules the retry.
+async fn on_failure(
+    ctx: &Context,
+    spc: &SecretProviderClass,
+    key: (String, String),
+    interval: Duration,
+    e: SyncError,
+) -> Action {
+    let (namespace, name) = key.clone();
+    let failures = {
+        let mut state = ctx.state();
+        let s = state.entry(key).or_default();
+        s.failures = s.failures.saturating_add(1);
+        s.failures
+    };
+    ctx.metrics.sync_reconcile("error");
+    ctx.metrics.sync_failure(e.reason());
+    tracing::warn!(namespace, spc = %name, reason = e.reason(), error = %e, failures, "sync failed; the last good Secrets are kept");
+    publish(ctx, spc, EventType::Warning, e.reason(), e.to_string()).await;
+    if e.needs_spec_change() {
+        return Action::await_change();
+    }
+    Action::requeue(jitter(backoff(failures, interval)))
 }
 
 /// Exponential backoff: 5 s, 10 s, 20 s, … never longer than the SPC's interval.
-pub fn backoff(failures: u32, interval: Duration) -> Duration {
+pub(crate) fn backoff(failures: u32, interval: Duration) -> Duration {
     let exp = BACKOFF_BASE.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
     exp.min(interval.max(BACKOFF_BASE))
 }
@@ -275,45 +292,13 @@ async fn sync(
 
     // Guards first: no Akeyless call for an SPC we would refuse anyway.
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut existing = BTreeMap::new();
-    for object in &spc.spec.secret_objects {
-        let secret_name = object.secret_name.trim().to_owned();
-        let found = secrets
-            .get_opt(&secret_name)
-            .await
-            .map_err(SyncError::Read)?;
-        match secret::ownership(found.as_ref(), &uid) {
-            Ownership::ManagedByDriver => {
-                return Err(SyncError::ManagedByDriver { name: secret_name });
-            }
-            Ownership::Foreign(why) => {
-                return Err(SyncError::Foreign {
-                    name: secret_name,
-                    why,
-                });
-            }
-            Ownership::Absent | Ownership::Ours => {}
-        }
-        existing.insert(secret_name, found);
-    }
+    let existing = existing_secrets(&secrets, spc, &uid).await?;
 
     let remembered = ctx.state().get(&(namespace.clone(), name.clone())).cloned();
-    let due = match &remembered {
-        None => true,
-        Some(s) => {
-            s.uid != uid
-                || s.generation != spc.metadata.generation
-                || s.last_sync.is_none_or(|t| t.elapsed() >= settings.interval)
-                // A managed Secret was deleted or edited since we wrote it.
-                || existing.iter().any(|(n, found)| match (found, s.hashes.get(n)) {
-                    (Some(secret), Some(hash)) => secret::stored_hash(secret) != *hash,
-                    _ => true,
-                })
-        }
-    };
+    let due = is_due(remembered.as_ref(), spc, &uid, settings, &existing);
     let mut written = Vec::new();
     if due {
-        let desired = render(spc, settings, ctx, &namespace).await?;
+        let desired = super::render::render(spc, settings, ctx, &namespace).await?;
         let owner = owner_reference(spc);
         for d in &desired {
             if existing
@@ -354,72 +339,58 @@ async fn sync(
     })
 }
 
-/// Mounts the SPC as its ServiceAccount, exactly as the driver's mount would, and shapes the
-/// declared Secrets from the files.
-async fn render(
+/// The Secrets the SPC declares, as they are now; an error when one isn't ours to write.
+async fn existing_secrets(
+    secrets: &Api<Secret>,
     spc: &SecretProviderClass,
+    uid: &str,
+) -> Result<BTreeMap<String, Option<Secret>>, SyncError> {
+    let mut existing = BTreeMap::new();
+    for object in &spc.spec.secret_objects {
+        let secret_name = object.secret_name.trim().to_owned();
+        let found = secrets
+            .get_opt(&secret_name)
+            .await
+            .map_err(SyncError::Read)?;
+        match secret::ownership(found.as_ref(), uid) {
+            Ownership::ManagedByDriver => {
+                return Err(SyncError::ManagedByDriver { name: secret_name });
+            }
+            Ownership::Foreign(why) => {
+                return Err(SyncError::Foreign {
+                    name: secret_name,
+                    why,
+                });
+            }
+            Ownership::Absent | Ownership::Ours => {}
+        }
+        existing.insert(secret_name, found);
+    }
+    Ok(existing)
+}
+
+/// Whether Akeyless must be read: a new or changed SPC, an elapsed interval, or a managed
+/// Secret that changed since we wrote it.
+fn is_due(
+    remembered: Option<&SpcState>,
+    spc: &SecretProviderClass,
+    uid: &str,
     settings: &SyncSettings,
-    ctx: &Context,
-    namespace: &str,
-) -> Result<Vec<DesiredSecret>, SyncError> {
-    // One deadline for the whole mount, the TokenRequest included.
-    let deadline = crate::mount::deadline_in(ctx.options.mount_timeout);
-    let parameters = Parameters::new(spc.spec.parameters.clone());
-    // Checked before any token is minted; the mount parses it again, with the token.
-    let spec =
-        crate::spec::SecretProviderSpec::from_parameters(&parameters, &ctx.provider.defaults)
-            .map_err(|e| SyncError::Mount(e.into()))?;
-    // The audience the mount will pick the token by, else the controller's default.
-    let audience = spec
-        .auth
-        .pod_token_audience()
-        .unwrap_or_else(|| ctx.options.default_audience.clone());
-    let token_request = ctx
-        .tokens
-        .token(namespace, &settings.service_account, &audience);
-    let token = tokio::time::timeout_at(deadline.into(), token_request)
-        .await
-        .unwrap_or(Err(super::tokens::TokenError::Timeout))
-        .map_err(|e| SyncError::Token {
-            namespace: namespace.to_owned(),
-            service_account: settings.service_account.clone(),
-            message: match &e {
-                super::tokens::TokenError::Api(kube::Error::Api(s)) if s.code == 404 => {
-                    "the ServiceAccount does not exist in this namespace".into()
-                }
-                other => other.to_string(),
-            },
-        })?;
-    let request = MountRequest {
-        pod: PodIdentity {
-            name: None,
-            namespace: Some(namespace.to_owned()),
-            uid: None,
-            service_account: Some(settings.service_account.clone()),
-        },
-        parameters,
-        secrets: NodePublishSecrets::default(),
-        tokens: ServiceAccountTokens::new([(audience, token)].into()),
-        default_mode: crate::request::DEFAULT_FILE_MODE,
-        target_path: format!(
-            "sync:{namespace}/{}",
-            spc.metadata.name.as_deref().unwrap_or_default()
-        ),
-    };
-    // As on the driver's socket: a panic (a bug) fails this SPC's sync alone.
-    let rendered = std::panic::AssertUnwindSafe(mount_with_deadline(
-        &ctx.provider,
-        &request,
-        deadline,
-    ))
-    .catch_unwind()
-    .await
-    .unwrap_or_else(|_| {
-        Err(MountError::internal(
-            "the provider hit an internal error on this SPC (a bug, logged as a panic); please report it",
-        ))
-    })?;
-    secret::desired_secrets(&spc.spec.secret_objects, &rendered).map_err(SyncError::Shape)
+    existing: &BTreeMap<String, Option<Secret>>,
+) -> bool {
+    match remembered {
+        None => true,
+        Some(s) => {
+            s.uid != uid
+                || s.generation != spc.metadata.generation
+                || s.last_sync.is_none_or(|t| t.elapsed() >= settings.interval)
+                // A managed Secret was deleted or edited since we wrote it.
+                || existing.iter().any(|(n, found)| match (found, s.hashes.get(n)) {
+                    (Some(secret), Some(hash)) => secret::stored_hash(secret) != *hash,
+                    _ => true,
+                })
+        }
+    }
 }
 
 fn owner_reference(spc: &SecretProviderClass) -> OwnerReference {

@@ -13,15 +13,15 @@ use crate::render::Rendered;
 use crate::secret::{ExposeSecret, SecretBytes, secret_bytes};
 
 /// Marks the Secrets this controller writes (and selects them in its watch).
-pub const LABEL_MANAGED: &str = "akeyless.io/sync-managed";
+pub(crate) const LABEL_MANAGED: &str = "akeyless.io/sync-managed";
 /// SHA-256 of the Secret's type and data, so tools such as Reloader can react to changes.
-pub const ANNOTATION_CONTENT_HASH: &str = "akeyless.io/content-hash";
+pub(crate) const ANNOTATION_CONTENT_HASH: &str = "akeyless.io/content-hash";
 /// The driver's own sync labels the Secrets it manages with this.
-pub const DRIVER_MANAGED_LABEL: &str = "secrets-store.csi.k8s.io/managed";
+pub(crate) const DRIVER_MANAGED_LABEL: &str = "secrets-store.csi.k8s.io/managed";
 const TLS_TYPE: &str = "kubernetes.io/tls";
 
 /// A Secret as it should be. `Debug` shows keys and the hash, never values.
-pub struct DesiredSecret {
+pub(crate) struct DesiredSecret {
     pub name: String,
     pub type_: String,
     pub data: BTreeMap<String, SecretBytes>,
@@ -43,7 +43,7 @@ impl std::fmt::Debug for DesiredSecret {
 
 /// Builds every declared Secret from the mount's files. Fails, naming the entry, when a file is
 /// missing or a TLS part can't be extracted; then nothing is written.
-pub fn desired_secrets(
+pub(crate) fn desired_secrets(
     objects: &[SecretObject],
     rendered: &Rendered,
 ) -> Result<Vec<DesiredSecret>, SpcError> {
@@ -98,7 +98,10 @@ pub fn desired_secrets(
 
 /// `sha256:` and the hex SHA-256 of the type and the (key, value) pairs in key order, each
 /// length-prefixed so no two different Secrets hash alike.
-pub fn content_hash<'a>(type_: &str, data: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
+pub(crate) fn content_hash<'a>(
+    type_: &str,
+    data: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> String {
     let mut h = Sha256::new();
     let mut field = |b: &[u8]| {
         h.update((b.len() as u64).to_be_bytes());
@@ -116,7 +119,7 @@ pub fn content_hash<'a>(type_: &str, data: impl Iterator<Item = (&'a str, &'a [u
 
 /// Who owns an existing Secret of a declared name.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Ownership {
+pub(crate) enum Ownership {
     /// No such Secret yet.
     Absent,
     /// Written by us for this SPC.
@@ -127,7 +130,7 @@ pub enum Ownership {
     Foreign(String),
 }
 
-pub fn ownership(existing: Option<&Secret>, spc_uid: &str) -> Ownership {
+pub(crate) fn ownership(existing: Option<&Secret>, spc_uid: &str) -> Ownership {
     let Some(secret) = existing else {
         return Ownership::Absent;
     };
@@ -151,7 +154,7 @@ pub fn ownership(existing: Option<&Secret>, spc_uid: &str) -> Ownership {
 
 /// The content hash of what an existing Secret holds now (its type and data), whatever its
 /// annotation says.
-pub fn stored_hash(secret: &Secret) -> String {
+pub(crate) fn stored_hash(secret: &Secret) -> String {
     let empty = BTreeMap::new();
     content_hash(
         secret.type_.as_deref().unwrap_or("Opaque"),
@@ -166,7 +169,7 @@ pub fn stored_hash(secret: &Secret) -> String {
 
 /// True when `existing` already holds exactly `desired` (data, type, our labels and
 /// annotations): then nothing is written and its resourceVersion stays.
-pub fn is_current(existing: &Secret, desired: &DesiredSecret) -> bool {
+pub(crate) fn is_current(existing: &Secret, desired: &DesiredSecret) -> bool {
     let has_all = |have: Option<&BTreeMap<String, String>>, want: &BTreeMap<String, String>| {
         want.iter()
             .all(|(k, v)| have.and_then(|h| h.get(k)) == Some(v))
@@ -177,7 +180,7 @@ pub fn is_current(existing: &Secret, desired: &DesiredSecret) -> bool {
 }
 
 /// The Secret object to apply (server-side apply with our field manager).
-pub fn to_secret(
+pub(crate) fn to_secret(
     desired: &DesiredSecret,
     namespace: &str,
     owner: k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,

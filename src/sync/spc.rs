@@ -9,20 +9,20 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde::{Deserialize, Serialize};
 
 /// Opts an SPC into sync: the ServiceAccount (of the SPC's namespace) to authenticate as.
-pub const ANNOTATION_SERVICE_ACCOUNT: &str = "akeyless.io/sync-service-account";
+pub(crate) const ANNOTATION_SERVICE_ACCOUNT: &str = "akeyless.io/sync-service-account";
 /// How often the Secrets are refreshed (a duration such as `5m`).
-pub const ANNOTATION_INTERVAL: &str = "akeyless.io/sync-interval";
+pub(crate) const ANNOTATION_INTERVAL: &str = "akeyless.io/sync-interval";
 /// Only SPCs of this provider are synced.
-pub const PROVIDER: &str = "akeyless";
+pub(crate) const PROVIDER: &str = "akeyless";
 /// Refresh interval when the SPC sets none.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// `secrets-store.csi.x-k8s.io/v1` `SecretProviderClass`; only the fields sync reads. Every
 /// field defaults, so one odd object can't break the watch of all of them.
-pub type SecretProviderClass = Object<SpcSpec, NotUsed>;
+pub(crate) type SecretProviderClass = Object<SpcSpec, NotUsed>;
 
 /// The API resource of [`SecretProviderClass`].
-pub fn api_resource() -> ApiResource {
+pub(crate) fn api_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass"),
         "secretproviderclasses",
@@ -31,7 +31,7 @@ pub fn api_resource() -> ApiResource {
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SpcSpec {
+pub(crate) struct SpcSpec {
     #[serde(default)]
     pub provider: String,
     #[serde(default)]
@@ -40,11 +40,12 @@ pub struct SpcSpec {
     pub secret_objects: Vec<SecretObject>,
 }
 
-pub use crate::spec::secret_objects::{SecretObject, is_dns_subdomain};
+pub(crate) use crate::spec::secret_objects::SecretObject;
+use crate::spec::secret_objects::is_dns_subdomain;
 
 /// What one SPC asks of the sync controller.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyncSettings {
+pub(crate) struct SyncSettings {
     pub service_account: String,
     pub interval: Duration,
 }
@@ -52,10 +53,10 @@ pub struct SyncSettings {
 /// Why an SPC can't be synced. The message names the field and says what to change.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
-pub struct SpcError(pub String);
+pub(crate) struct SpcError(pub String);
 
 /// `None` when the SPC doesn't ask for sync (other provider, or no annotation): it is ignored.
-pub fn sync_settings(
+pub(crate) fn sync_settings(
     spc: &SecretProviderClass,
     min_interval: Duration,
 ) -> Option<Result<SyncSettings, SpcError>> {
@@ -109,7 +110,7 @@ fn settings(
 /// Checks `spec.secretObjects` as the driver does, plus what the API server would refuse later
 /// (see [`crate::spec::secret_objects::structure_problems`]); sync also needs at least one.
 /// Returns the first problem.
-pub fn validate_secret_objects(objects: &[SecretObject]) -> Result<(), SpcError> {
+pub(crate) fn validate_secret_objects(objects: &[SecretObject]) -> Result<(), SpcError> {
     if objects.is_empty() {
         return Err(SpcError(
             "spec.secretObjects is empty: declare the Secrets to write (secretName, type, data)"

@@ -9,16 +9,19 @@
 //!
 //! No secret material is ever put into an error message.
 
+use pkcs8::der::{Decode, Encode};
+use pkcs8::{ObjectIdentifier, PrivateKeyInfoRef};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sec1::{EcParameters, EcPrivateKey};
 
 use crate::certs::pem_encode;
 
-const OID_RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 
 /// The part of `data` that goes under `key` in a TLS Secret.
-pub fn tls_part(data: &[u8], key: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn tls_part(data: &[u8], key: &str) -> Result<Vec<u8>, String> {
     match key {
         "tls.crt" => certificates(data),
         "tls.key" => private_key(data),
@@ -93,90 +96,26 @@ fn private_key(data: &[u8]) -> Result<Vec<u8>, String> {
 /// PKCS#8 `PrivateKeyInfo` → PKCS#1 (RSA) or SEC 1 with the named curve (EC).
 fn pkcs8_to_traditional(der: &[u8]) -> Result<(&'static str, Vec<u8>), String> {
     const BAD: &str = "the PKCS#8 private key is malformed";
-    let (info, _) = Tlv::read(der, 0x30).ok_or(BAD)?;
-    let (_version, rest) = Tlv::read(info.value, 0x02).ok_or(BAD)?;
-    let (algorithm, rest) = Tlv::read(rest, 0x30).ok_or(BAD)?;
-    let (key, _) = Tlv::read(rest, 0x04).ok_or(BAD)?;
-    let (oid, params) = Tlv::read(algorithm.value, 0x06).ok_or(BAD)?;
-    if oid.value == OID_RSA_ENCRYPTION {
-        return Ok(("RSA PRIVATE KEY", key.value.to_vec()));
+    let info = PrivateKeyInfoRef::try_from(der).map_err(|_| BAD)?;
+    let key = info.private_key.as_bytes();
+    if info.algorithm.oid == OID_RSA_ENCRYPTION {
+        return Ok(("RSA PRIVATE KEY", key.to_vec()));
     }
-    if oid.value != OID_EC_PUBLIC_KEY {
+    if info.algorithm.oid != OID_EC_PUBLIC_KEY {
         return Err(
             "unsupported private key type for a TLS Secret: only RSA and ECDSA keys are supported"
                 .into(),
         );
     }
-    let (curve, _) = Tlv::read(params, 0x06).ok_or(BAD)?;
+    let curve = info.algorithm.parameters_oid().map_err(|_| BAD)?;
     // ECPrivateKey ::= SEQUENCE { version, privateKey, [0] parameters OPTIONAL, [1] publicKey OPTIONAL }
-    let (ec, _) = Tlv::read(key.value, 0x30).ok_or(BAD)?;
-    let (version, rest) = Tlv::read(ec.value, 0x02).ok_or(BAD)?;
-    let (scalar, rest) = Tlv::read(rest, 0x04).ok_or(BAD)?;
-    let mut body = Vec::new();
-    body.extend_from_slice(version.raw);
-    body.extend_from_slice(scalar.raw);
-    match Tlv::read(rest, 0xa0) {
-        Some(_) => body.extend_from_slice(rest),
-        None => {
-            body.extend_from_slice(&encode(0xa0, curve.raw));
-            body.extend_from_slice(rest);
-        }
+    // PKCS#8 names the curve in the algorithm; SEC 1 (as Go's x509.MarshalECPrivateKey writes
+    // it) names it in the key.
+    let mut ec = EcPrivateKey::from_der(key).map_err(|_| BAD)?;
+    if ec.parameters.is_none() {
+        ec.parameters = Some(EcParameters::NamedCurve(curve));
     }
-    Ok(("EC PRIVATE KEY", encode(0x30, &body)))
-}
-
-/// One DER element: `raw` is the whole encoding, `value` its contents.
-struct Tlv<'a> {
-    raw: &'a [u8],
-    value: &'a [u8],
-}
-
-impl<'a> Tlv<'a> {
-    /// Reads one element with tag `tag` from the front of `input`; returns it and the rest.
-    fn read(input: &'a [u8], tag: u8) -> Option<(Tlv<'a>, &'a [u8])> {
-        let (&t, rest) = input.split_first()?;
-        if t != tag {
-            return None;
-        }
-        let (&first, mut rest) = rest.split_first()?;
-        let len = if first < 0x80 {
-            usize::from(first)
-        } else {
-            let n = usize::from(first & 0x7f);
-            if n == 0 || n > 4 || rest.len() < n {
-                return None;
-            }
-            let (digits, after) = rest.split_at_checked(n)?;
-            let len = digits.iter().try_fold(0usize, |acc, b| {
-                acc.checked_mul(256)?.checked_add(usize::from(*b))
-            })?;
-            rest = after;
-            len
-        };
-        let (value, after) = rest.split_at_checked(len)?;
-        let header = input.len().checked_sub(rest.len())?;
-        let raw = input.get(..header.checked_add(len)?)?;
-        Some((Tlv { raw, value }, after))
-    }
-}
-
-fn encode(tag: u8, value: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = value.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .iter()
-            .copied()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend_from_slice(&bytes);
-    }
-    out.extend_from_slice(value);
-    out
+    Ok(("EC PRIVATE KEY", ec.to_der().map_err(|_| BAD)?))
 }
 
 #[cfg(test)]
@@ -212,6 +151,22 @@ mod tests {
             RSA_PKCS1
         );
         assert_eq!(s(tls_part(EC_SEC1.as_bytes(), "tls.key").unwrap()), EC_SEC1);
+    }
+
+    #[test]
+    fn a_pkcs8_key_that_names_its_curve_inside_keeps_it() {
+        // Some writers keep SEC 1's [0] parameters inside the PKCS#8 key: nothing is added.
+        let sec1 = PrivateKeyDer::from_pem_slice(EC_SEC1.as_bytes()).unwrap();
+        let prime256v1 = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+        let info = PrivateKeyInfoRef::new(
+            pkcs8::AlgorithmIdentifierRef {
+                oid: OID_EC_PUBLIC_KEY,
+                parameters: Some((&prime256v1).into()),
+            },
+            pkcs8::der::asn1::OctetStringRef::new(sec1.secret_der()).unwrap(),
+        );
+        let pkcs8 = pem_encode("PRIVATE KEY", &info.to_der().unwrap());
+        assert_eq!(s(tls_part(pkcs8.as_bytes(), "tls.key").unwrap()), EC_SEC1);
     }
 
     #[test]

@@ -34,7 +34,7 @@ struct Cached {
 const MAX_CACHED_TOKENS: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error(transparent)]
     Api(#[from] kube::Error),
     #[error("the API server answered the TokenRequest without a token")]
@@ -45,7 +45,7 @@ pub enum TokenError {
 
 /// Mints and caches service-account tokens. One per controller; never shared across
 /// (namespace, service account, audience).
-pub struct TokenSource {
+pub(crate) struct TokenSource {
     client: kube::Client,
     lifetime: Duration,
     cache: BoundedMap<Key, Cached>,
@@ -63,7 +63,7 @@ impl TokenSource {
 
     /// A token of `service_account` in `namespace` for `audience` (empty: the API server's
     /// default audience).
-    pub async fn token(
+    pub(crate) async fn token(
         &self,
         namespace: &str,
         service_account: &str,

@@ -25,9 +25,9 @@ use super::tls::{self, Generated, ServingCert};
 
 /// Most certificates kept in a caBundle (replicas, plus CAs of replaced pods until they expire
 /// or are pushed out).
-pub const MAX_BUNDLE_CERTS: usize = 10;
+pub(crate) const MAX_BUNDLE_CERTS: usize = 10;
 /// The field manager of our patches.
-pub const FIELD_MANAGER: &str = "akeyless-csi-provider-webhook";
+pub(crate) const FIELD_MANAGER: &str = "akeyless-csi-provider-webhook";
 /// How long a renewed CA must have been in the bundle before its certificate is served: the
 /// API server reloads webhook configurations within about a second.
 const PROPAGATION: Duration = Duration::from_secs(10);
@@ -36,7 +36,11 @@ const RETRY: Duration = Duration::from_secs(2);
 
 /// The bundle that trusts every CA in `ours` and keeps the others'. `None` when `existing`
 /// already is that bundle. `now` is Unix seconds.
-pub fn merged(existing: &[u8], ours: &[CertificateDer<'static>], now: i64) -> Option<Vec<u8>> {
+pub(crate) fn merged(
+    existing: &[u8],
+    ours: &[CertificateDer<'static>],
+    now: i64,
+) -> Option<Vec<u8>> {
     let mut blocks = 0usize;
     let mut kept: Vec<CertificateDer<'static>> = Vec::new();
     for item in CertificateDer::pem_slice_iter(existing) {
@@ -75,14 +79,9 @@ fn pem_block_count(text: &[u8]) -> usize {
     String::from_utf8_lossy(text).matches("-----BEGIN ").count()
 }
 
-/// Whether `bundle` trusts `ca`.
-pub fn trusts(bundle: &[u8], ca: &CertificateDer<'_>) -> bool {
-    CertificateDer::pem_slice_iter(bundle).any(|c| c.is_ok_and(|c| c.as_ref() == ca.as_ref()))
-}
-
 /// What [`Keeper::ensure`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Ensured {
+pub(crate) enum Ensured {
     /// Every webhook's caBundle already trusted our CAs.
     Current,
     /// We patched the bundles.
@@ -94,7 +93,7 @@ pub enum Ensured {
 }
 
 /// The one ValidatingWebhookConfiguration whose caBundle we keep.
-pub struct Keeper {
+pub(crate) struct Keeper {
     api: Api<ValidatingWebhookConfiguration>,
     name: String,
 }
@@ -109,7 +108,10 @@ impl Keeper {
 
     /// Reads the configuration and, when a webhook's caBundle lacks one of `ours`, patches it
     /// (with the `resourceVersion` read as a precondition: a concurrent change fails with 409).
-    pub async fn ensure(&self, ours: &[CertificateDer<'static>]) -> Result<Ensured, kube::Error> {
+    pub(crate) async fn ensure(
+        &self,
+        ours: &[CertificateDer<'static>],
+    ) -> Result<Ensured, kube::Error> {
         let Some(config) = self.api.get_opt(&self.name).await? else {
             return Ok(Ensured::Missing);
         };
@@ -174,7 +176,7 @@ struct Pending {
 /// every `resync`, renews the generated certificate at two-thirds of its life, and reports
 /// readiness (ready once the bundle trusts the CA being served).
 #[allow(clippy::too_many_arguments)]
-pub async fn keep_current(
+pub(crate) async fn keep_current(
     keeper: Keeper,
     client: kube::Client,
     serving: Arc<ServingCert>,
@@ -195,20 +197,7 @@ pub async fn keep_current(
     let mut pending: Option<Pending> = None;
     let mut last_state = String::new();
     loop {
-        if pending.is_none() && SystemTime::now() >= current.renew_at {
-            match tls::generate(&names, validity) {
-                Ok(generated) => {
-                    tracing::info!(
-                        "renewing the self-signed certificate: adding the new CA to the caBundle first"
-                    );
-                    pending = Some(Pending {
-                        generated,
-                        trusted_since: None,
-                    });
-                }
-                Err(e) => tracing::error!(error = %e, "cannot renew the self-signed certificate"),
-            }
-        }
+        renew_if_due(&mut pending, &current, &names, validity);
         let mut ours = vec![current.ca.clone()];
         if let Some(p) = &pending {
             ours.push(p.generated.ca.clone());
@@ -221,18 +210,8 @@ pub async fn keep_current(
                     tracing::info!(config = %keeper.name, "caBundle updated with this replica's CA");
                 }
                 readiness.set(true, "caBundle trusts this replica's certificate");
-                if let Some(p) = &mut pending {
-                    let since = *p.trusted_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= PROPAGATION {
-                        if let Some(p) = pending.take() {
-                            serving.set(p.generated.key.clone());
-                            metrics.serving_certificate(&p.generated.key);
-                            current = p.generated;
-                            tracing::info!("serving the renewed self-signed certificate");
-                        }
-                    } else {
-                        delay = delay.min(PROPAGATION);
-                    }
+                if serve_when_trusted(&mut pending, &mut current, &serving, &metrics) {
+                    delay = delay.min(PROPAGATION);
                 }
                 "current".to_string()
             }
@@ -280,9 +259,61 @@ pub async fn keep_current(
     }
 }
 
+/// Starts a renewal at two-thirds of the served certificate's life, unless one is pending.
+fn renew_if_due(
+    pending: &mut Option<Pending>,
+    current: &Generated,
+    names: &[String],
+    validity: Duration,
+) {
+    if pending.is_none() && SystemTime::now() >= current.renew_at {
+        match tls::generate(names, validity) {
+            Ok(generated) => {
+                tracing::info!(
+                    "renewing the self-signed certificate: adding the new CA to the caBundle first"
+                );
+                *pending = Some(Pending {
+                    generated,
+                    trusted_since: None,
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "cannot renew the self-signed certificate"),
+        }
+    }
+}
+
+/// With the bundle trusting both CAs: serves the pending certificate once that has lasted
+/// [`PROPAGATION`]. `true` while a pending certificate still waits.
+fn serve_when_trusted(
+    pending: &mut Option<Pending>,
+    current: &mut Generated,
+    serving: &ServingCert,
+    metrics: &WebhookMetrics,
+) -> bool {
+    if let Some(p) = pending {
+        let since = *p.trusted_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= PROPAGATION {
+            if let Some(p) = pending.take() {
+                serving.set(p.generated.key.clone());
+                metrics.serving_certificate(&p.generated.key);
+                *current = p.generated;
+                tracing::info!("serving the renewed self-signed certificate");
+            }
+        } else {
+            return true;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `bundle` trusts `ca`.
+    fn trusts(bundle: &[u8], ca: &CertificateDer<'_>) -> bool {
+        CertificateDer::pem_slice_iter(bundle).any(|c| c.is_ok_and(|c| c.as_ref() == ca.as_ref()))
+    }
 
     fn ca(days: i64) -> CertificateDer<'static> {
         let key = rcgen::KeyPair::generate().unwrap();

@@ -47,7 +47,7 @@ struct Inner {
 
 /// Cheap to clone; every clone records into the same registry.
 #[derive(Clone)]
-pub struct WebhookMetrics(Arc<Inner>);
+pub(crate) struct WebhookMetrics(Arc<Inner>);
 
 impl std::fmt::Debug for WebhookMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -113,7 +113,7 @@ impl WebhookMetrics {
             .observe(took.as_secs_f64());
     }
 
-    pub fn ca_bundle_update(&self, result: &'static str) {
+    pub(crate) fn ca_bundle_update(&self, result: &'static str) {
         self.0
             .bundle_updates
             .get_or_create(&ResultLabels { result })
@@ -121,14 +121,14 @@ impl WebhookMetrics {
     }
 
     /// Records the expiry of the certificate now served.
-    pub fn serving_certificate(&self, key: &CertifiedKey) {
+    pub(crate) fn serving_certificate(&self, key: &CertifiedKey) {
         if let Some(t) = key.cert.first().and_then(super::tls::not_after) {
             #[allow(clippy::cast_precision_loss)] // seconds since 1970 fit an f64 exactly
             self.0.expiry.set(t as f64);
         }
     }
 
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.0.registry).is_err() {
             out.clear();
@@ -137,7 +137,7 @@ impl WebhookMetrics {
     }
 
     /// `/metrics`.
-    pub fn router(&self) -> Router {
+    pub(crate) fn router(&self) -> Router {
         let metrics = self.clone();
         Router::new().route(
             "/metrics",

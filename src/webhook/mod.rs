@@ -12,14 +12,15 @@
 //! A cluster-level Deployment runs it (never the node DaemonSet); it needs the Kubernetes API
 //! only to keep the caBundle of a generated certificate.
 
-pub mod ca_bundle;
-pub mod metrics;
+mod ca_bundle;
+mod metrics;
+/// `pub` for the `admission_review` fuzz target.
 pub mod review;
-pub mod server;
-pub mod tls;
+mod server;
+mod tls;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use clap::Args;
+use tokio::task::JoinHandle;
 
 use crate::runtime::TelemetryArgs;
 use crate::spec::parse_duration;
@@ -85,20 +87,20 @@ pub struct WebhookArgs {
 
 /// `/readyz`: ready once a certificate the API server trusts is served.
 #[derive(Debug, Default)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     ready: AtomicBool,
     reason: Mutex<String>,
 }
 
 impl Readiness {
-    pub fn set(&self, ready: bool, reason: &str) {
+    pub(crate) fn set(&self, ready: bool, reason: &str) {
         self.ready.store(ready, Ordering::Relaxed);
         if let Ok(mut r) = self.reason.lock() {
             reason.clone_into(&mut r);
         }
     }
 
-    pub fn get(&self) -> (bool, String) {
+    pub(crate) fn get(&self) -> (bool, String) {
         let reason = self.reason.lock().map(|r| r.clone()).unwrap_or_default();
         (self.ready.load(Ordering::Relaxed), reason)
     }
@@ -146,70 +148,10 @@ pub async fn run(args: WebhookArgs) -> Result<(), String> {
     readiness.set(false, "starting");
 
     // The certificate first: a listener without one would only fail handshakes.
-    let serving;
-    let mut background = Vec::new();
-    match (&args.tls_cert_file, &args.tls_key_file) {
-        (Some(cert), Some(key)) => {
-            let loaded = tls::load_files(cert, key)?;
-            serving = tls::ServingCert::new(loaded.key.clone());
-            metrics.serving_certificate(&loaded.key);
-            readiness.set(true, "serving the certificate from --tls-cert-file");
-            let m = metrics.clone();
-            background.push(tokio::spawn(tls::reload_files(
-                cert.clone(),
-                key.clone(),
-                loaded,
-                serving.clone(),
-                args.cert_check_interval,
-                move |k| m.serving_certificate(k),
-            )));
-        }
-        _ => {
-            if args.self_signed_validity < Duration::from_secs(60) {
-                return Err("--self-signed-validity must be at least 1m".into());
-            }
-            let names: Vec<String> = args
-                .tls_san
-                .iter()
-                .map(|n| n.trim().to_string())
-                .filter(|n| !n.is_empty())
-                .collect();
-            let generated = tls::generate(&names, args.self_signed_validity).map_err(|e| {
-                format!(
-                    "{e}; give --tls-san the name the API server dials (<service>.<namespace>.svc), \
-                     or --tls-cert-file and --tls-key-file"
-                )
-            })?;
-            serving = tls::ServingCert::new(generated.key.clone());
-            metrics.serving_certificate(&generated.key);
-            if args.webhook_config_name.is_empty() {
-                tracing::warn!(
-                    "self-signed certificate without --webhook-config-name: no caBundle is kept, \
-                     so the API server won't trust this webhook unless it is told this process's CA"
-                );
-                readiness.set(
-                    true,
-                    "serving a self-signed certificate (caBundle not managed)",
-                );
-            } else {
-                readiness.set(false, "waiting for the caBundle to trust this replica's CA");
-                let client = kube::Client::try_default().await.map_err(|e| {
-                    format!("Kubernetes client (in-cluster config or KUBECONFIG): {e}")
-                })?;
-                background.push(tokio::spawn(ca_bundle::keep_current(
-                    ca_bundle::Keeper::new(client.clone(), args.webhook_config_name.clone()),
-                    client,
-                    serving.clone(),
-                    generated,
-                    names,
-                    args.self_signed_validity,
-                    args.cert_check_interval,
-                    readiness.clone(),
-                    metrics.clone(),
-                )));
-            }
-        }
-    }
+    let (serving, background) = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => certificate_from_files(&args, cert, key, &metrics, &readiness)?,
+        _ => self_signed_certificate(&args, &metrics, &readiness).await?,
+    };
 
     let (health, metrics_addr) = crate::runtime::spawn_telemetry(
         &args.telemetry,
@@ -244,4 +186,85 @@ pub async fn run(args: WebhookArgs) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The certificate served, and the background tasks that keep it current.
+type ServingCertificate = (Arc<tls::ServingCert>, Vec<JoinHandle<()>>);
+
+/// The serving certificate from --tls-cert-file and --tls-key-file, reloaded when they change.
+fn certificate_from_files(
+    args: &WebhookArgs,
+    cert: &Path,
+    key: &Path,
+    metrics: &WebhookMetrics,
+    readiness: &Arc<Readiness>,
+) -> Result<ServingCertificate, String> {
+    let loaded = tls::load_files(cert, key)?;
+    let serving = tls::ServingCert::new(loaded.key.clone());
+    metrics.serving_certificate(&loaded.key);
+    readiness.set(true, "serving the certificate from --tls-cert-file");
+    let m = metrics.clone();
+    let reload = tokio::spawn(tls::reload_files(
+        cert.to_path_buf(),
+        key.to_path_buf(),
+        loaded,
+        serving.clone(),
+        args.cert_check_interval,
+        move |k| m.serving_certificate(k),
+    ));
+    Ok((serving, vec![reload]))
+}
+
+/// A generated CA and certificate, renewed in time; with --webhook-config-name the caBundle
+/// is kept trusting it.
+async fn self_signed_certificate(
+    args: &WebhookArgs,
+    metrics: &WebhookMetrics,
+    readiness: &Arc<Readiness>,
+) -> Result<ServingCertificate, String> {
+    if args.self_signed_validity < Duration::from_secs(60) {
+        return Err("--self-signed-validity must be at least 1m".into());
+    }
+    let names: Vec<String> = args
+        .tls_san
+        .iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let generated = tls::generate(&names, args.self_signed_validity).map_err(|e| {
+        format!(
+            "{e}; give --tls-san the name the API server dials (<service>.<namespace>.svc), \
+             or --tls-cert-file and --tls-key-file"
+        )
+    })?;
+    let serving = tls::ServingCert::new(generated.key.clone());
+    metrics.serving_certificate(&generated.key);
+    let mut background = Vec::new();
+    if args.webhook_config_name.is_empty() {
+        tracing::warn!(
+            "self-signed certificate without --webhook-config-name: no caBundle is kept, \
+             so the API server won't trust this webhook unless it is told this process's CA"
+        );
+        readiness.set(
+            true,
+            "serving a self-signed certificate (caBundle not managed)",
+        );
+    } else {
+        readiness.set(false, "waiting for the caBundle to trust this replica's CA");
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("Kubernetes client (in-cluster config or KUBECONFIG): {e}"))?;
+        background.push(tokio::spawn(ca_bundle::keep_current(
+            ca_bundle::Keeper::new(client.clone(), args.webhook_config_name.clone()),
+            client,
+            serving.clone(),
+            generated,
+            names,
+            args.self_signed_validity,
+            args.cert_check_interval,
+            readiness.clone(),
+            metrics.clone(),
+        )));
+    }
+    Ok((serving, background))
 }

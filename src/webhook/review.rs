@@ -11,8 +11,8 @@ use crate::spec::class::check_class;
 use crate::spec::{Problem, SpecDefaults};
 
 /// The API group of SecretProviderClasses.
-pub const GROUP: &str = "secrets-store.csi.x-k8s.io";
-pub const KIND: &str = "SecretProviderClass";
+pub(crate) const GROUP: &str = "secrets-store.csi.x-k8s.io";
+pub(crate) const KIND: &str = "SecretProviderClass";
 const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
 /// Most problems listed in a rejection; the rest are counted.
 const LISTED_PROBLEMS: usize = 20;
@@ -129,7 +129,7 @@ pub enum Skip {
 }
 
 impl Skip {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Skip::NotSpc => "not a SecretProviderClass",
             Skip::Operation => "operation not checked",
@@ -154,7 +154,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// The `result` label of the webhook's metrics.
-    pub fn label(&self, warnings: usize) -> &'static str {
+    pub(crate) fn label(&self, warnings: usize) -> &'static str {
         match self {
             Verdict::Allowed if warnings > 0 => "warned",
             Verdict::Allowed => "allowed",
@@ -339,7 +339,7 @@ fn causes(problems: &[Problem]) -> Vec<CauseOut> {
 }
 
 /// `SecretProviderClass ns/name: location: message` for one problem; a list for several.
-pub fn denial_message(namespace: &str, name: &str, problems: &[Problem]) -> String {
+pub(crate) fn denial_message(namespace: &str, name: &str, problems: &[Problem]) -> String {
     let who = match (namespace.is_empty(), name.is_empty()) {
         (_, true) => "SecretProviderClass".to_string(),
         (true, false) => format!("SecretProviderClass {name}"),

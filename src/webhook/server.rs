@@ -28,13 +28,13 @@ use crate::spec::SpecDefaults;
 
 /// Largest AdmissionReview read. An UPDATE carries the object twice; each SPC is at most what
 /// etcd stores (1.5 MiB by default).
-pub const MAX_REVIEW_BYTES: usize = 6 * 1024 * 1024;
+pub(crate) const MAX_REVIEW_BYTES: usize = 6 * 1024 * 1024;
 /// Connections served at once.
-pub const MAX_CONNECTIONS: usize = 256;
+pub(crate) const MAX_CONNECTIONS: usize = 256;
 /// Reviews checked at once (each on a blocking thread).
-pub const MAX_CONCURRENT_REVIEWS: usize = 16;
+pub(crate) const MAX_CONCURRENT_REVIEWS: usize = 16;
 /// Time for a TLS handshake, and for a request's headers.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight requests may finish after SIGTERM.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -46,7 +46,7 @@ struct AppState {
 }
 
 /// The `/validate` router.
-pub fn router(defaults: Arc<SpecDefaults>, metrics: WebhookMetrics) -> Router {
+pub(crate) fn router(defaults: Arc<SpecDefaults>, metrics: WebhookMetrics) -> Router {
     Router::new()
         .route("/validate", post(validate))
         .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
@@ -116,7 +116,7 @@ async fn validate(State(state): State<AppState>, body: Bytes) -> Response {
 }
 
 /// Binds the HTTPS listener.
-pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), String> {
+pub(crate) async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), String> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("--webhook-addr {addr}: {e}"))?;
@@ -128,7 +128,7 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), String>
 
 /// Serves `router` over TLS until `shutdown` resolves, then lets in-flight requests finish
 /// (at most 10 s) and closes idle connections.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: Router,

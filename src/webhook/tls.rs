@@ -22,7 +22,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// The certificate handshakes present; swapped in place when it is renewed or reloaded.
 #[derive(Debug)]
-pub struct ServingCert {
+pub(crate) struct ServingCert {
     current: RwLock<Arc<CertifiedKey>>,
 }
 
@@ -33,14 +33,14 @@ impl ServingCert {
         })
     }
 
-    pub fn set(&self, key: Arc<CertifiedKey>) {
+    pub(crate) fn set(&self, key: Arc<CertifiedKey>) {
         match self.current.write() {
             Ok(mut guard) => *guard = key,
             Err(poisoned) => *poisoned.into_inner() = key,
         }
     }
 
-    pub fn get(&self) -> Arc<CertifiedKey> {
+    pub(crate) fn get(&self) -> Arc<CertifiedKey> {
         match self.current.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -56,7 +56,7 @@ impl ResolvesServerCert for ServingCert {
 
 /// The TLS configuration of the HTTPS listener: TLS 1.2 and 1.3, HTTP/1.1, no client
 /// certificates (the API server authenticates the webhook, not the other way round).
-pub fn server_config(cert: Arc<ServingCert>) -> Result<Arc<rustls::ServerConfig>, String> {
+pub(crate) fn server_config(cert: Arc<ServingCert>) -> Result<Arc<rustls::ServerConfig>, String> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS configuration: {e}"))?
@@ -67,7 +67,7 @@ pub fn server_config(cert: Arc<ServingCert>) -> Result<Arc<rustls::ServerConfig>
 }
 
 /// A CA and a serving certificate it signed, generated in memory.
-pub struct Generated {
+pub(crate) struct Generated {
     /// The CA certificate (DER): what the API server must trust.
     pub ca: CertificateDer<'static>,
     pub key: Arc<CertifiedKey>,
@@ -86,7 +86,7 @@ impl std::fmt::Debug for Generated {
 
 /// Generates an ECDSA P-256 CA (its key is dropped once the leaf is signed) and a serving
 /// certificate for `names` (DNS names or IP addresses), both valid for `validity`.
-pub fn generate(names: &[String], validity: Duration) -> Result<Generated, String> {
+pub(crate) fn generate(names: &[String], validity: Duration) -> Result<Generated, String> {
     use rcgen::{
         BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
         IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -167,7 +167,7 @@ pub fn generate(names: &[String], validity: Duration) -> Result<Generated, Strin
 }
 
 /// A certificate and key read from files (PEM): the chain, leaf first, and one private key.
-pub fn load_files(cert_file: &Path, key_file: &Path) -> Result<Loaded, String> {
+pub(crate) fn load_files(cert_file: &Path, key_file: &Path) -> Result<Loaded, String> {
     let cert_pem = std::fs::read(cert_file)
         .map_err(|e| format!("--tls-cert-file {}: {e}", cert_file.display()))?;
     let key_pem = std::fs::read(key_file)
@@ -187,7 +187,7 @@ pub fn load_files(cert_file: &Path, key_file: &Path) -> Result<Loaded, String> {
 }
 
 /// What [`load_files`] read, with the bytes to notice a change.
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub key: Arc<CertifiedKey>,
     cert_pem: Vec<u8>,
     key_pem: Vec<u8>,
@@ -195,7 +195,7 @@ pub struct Loaded {
 
 impl Loaded {
     /// Whether the files still hold what was loaded.
-    pub fn same_as(&self, cert_pem: &[u8], key_pem: &[u8]) -> bool {
+    pub(crate) fn same_as(&self, cert_pem: &[u8], key_pem: &[u8]) -> bool {
         self.cert_pem == cert_pem && self.key_pem == key_pem
     }
 }
@@ -216,7 +216,7 @@ fn parse_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, Stri
 }
 
 /// The expiry of a certificate (Unix seconds), if it parses.
-pub fn not_after(cert: &CertificateDer<'_>) -> Option<i64> {
+pub(crate) fn not_after(cert: &CertificateDer<'_>) -> Option<i64> {
     x509_parser::parse_x509_certificate(cert.as_ref())
         .ok()
         .map(|(_, c)| c.validity().not_after.timestamp())
@@ -224,7 +224,7 @@ pub fn not_after(cert: &CertificateDer<'_>) -> Option<i64> {
 
 /// What one look at the certificate files found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Reload {
+pub(crate) enum Reload {
     Unchanged,
     Reloaded,
     /// Unreadable, or changed but not a valid pair (yet: files are replaced one at a time).
@@ -232,7 +232,7 @@ pub enum Reload {
 }
 
 /// Reads the files; when they changed and hold a valid pair, serves it.
-pub fn reload_once(
+pub(crate) fn reload_once(
     cert_file: &Path,
     key_file: &Path,
     loaded: &mut Loaded,
@@ -261,7 +261,7 @@ pub fn reload_once(
 
 /// Looks at the certificate files every `interval` (see [`reload_once`]); a failure keeps the
 /// certificate being served. Runs forever.
-pub async fn reload_files(
+pub(crate) async fn reload_files(
     cert_file: PathBuf,
     key_file: PathBuf,
     mut loaded: Loaded,
