@@ -128,7 +128,10 @@ build() {
   export AKEYLESS_CSI_GIT_COMMIT
   PATH="$(cargo_tool cargo-auditable "$CARGO_AUDITABLE_VERSION"):$PATH"
   say "cargo auditable build --profile $DIST_PROFILE --target $triple ${DIST_FEATURES[*]} (CC $cc)"
+  # Only the provider's binary: building the workspace's other members in the same run would
+  # unify their dependencies' features into it.
   (cd "$ROOT" && cargo auditable build --locked --profile "$DIST_PROFILE" --target "$triple" \
+    -p akeyless-csi-provider --bin akeyless-csi-provider \
     ${DIST_FEATURES[@]+"${DIST_FEATURES[@]}"} >&2)
   local bin="$CARGO_TARGET_DIR/$triple/$DIST_PROFILE/akeyless-csi-provider"
   [[ -x $bin ]] || die "no binary at $bin"
