@@ -97,6 +97,46 @@ fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
     })
 }
 
+#[tonic::async_trait]
+impl CsiDriverProvider for ProviderService {
+    async fn version(
+        &self,
+        _request: Request<proto::VersionRequest>,
+    ) -> Result<Response<proto::VersionResponse>, Status> {
+        Ok(Response::new(proto::VersionResponse {
+            version: PROTOCOL_VERSION.into(),
+            runtime_name: RUNTIME_NAME.into(),
+            runtime_version: env!("CARGO_PKG_VERSION").into(),
+        }))
+    }
+
+    /// Decodes, runs the pipeline under the caller's deadline, and encodes the answer.
+    async fn mount(
+        &self,
+        request: Request<proto::MountRequest>,
+    ) -> Result<Response<proto::MountResponse>, Status> {
+        let started = Instant::now();
+        let _in_flight = self.metrics.mount_started();
+        let budget = grpc_timeout(request.metadata())
+            .map_or(self.mount_timeout, |t| t.min(self.mount_timeout))
+            // Leave a little time to send the answer before the caller gives up.
+            .saturating_sub(Duration::from_millis(200));
+        let decoded = MountRequest::decode(&request.into_inner());
+        let log = MountLog::of(&decoded);
+        let result = match decoded {
+            Err(e) => Err(MountError::from(e)),
+            Ok(req) => self.run_mount(&req, budget).await,
+        };
+        let elapsed = started.elapsed();
+        self.metrics
+            .mount_finished(result.as_ref().err().map(|e| e.code), elapsed);
+        log.record(&result, elapsed);
+        result
+            .map(|rendered| Response::new(encode(rendered)))
+            .map_err(|e| e.to_status())
+    }
+}
+
 impl ProviderService {
     /// Runs one mount under a mount slot and the caller's budget. A panic in the pipeline (a
     /// bug; none is reachable from input by design) fails this mount with `Internal` while the
@@ -147,32 +187,18 @@ impl ProviderService {
     }
 }
 
-#[tonic::async_trait]
-impl CsiDriverProvider for ProviderService {
-    async fn version(
-        &self,
-        _request: Request<proto::VersionRequest>,
-    ) -> Result<Response<proto::VersionResponse>, Status> {
-        Ok(Response::new(proto::VersionResponse {
-            version: PROTOCOL_VERSION.into(),
-            runtime_name: RUNTIME_NAME.into(),
-            runtime_version: env!("CARGO_PKG_VERSION").into(),
-        }))
-    }
+/// What the log line of a mount names: the pod, the SPC and, for a failed mount, how many
+/// objects the SPC lists.
+struct MountLog {
+    pod_ns: Option<String>,
+    pod_name: Option<String>,
+    spc: Option<String>,
+    listed_objects: Option<usize>,
+}
 
-    async fn mount(
-        &self,
-        request: Request<proto::MountRequest>,
-    ) -> Result<Response<proto::MountResponse>, Status> {
-        let started = Instant::now();
-        let _in_flight = self.metrics.mount_started();
-        let budget = grpc_timeout(request.metadata())
-            .map_or(self.mount_timeout, |t| t.min(self.mount_timeout))
-            // Leave a little time to send the answer before the caller gives up.
-            .saturating_sub(Duration::from_millis(200));
-        let wire = request.into_inner();
-        let decoded = MountRequest::decode(&wire);
-        let (pod_ns, pod_name) = match &decoded {
+impl MountLog {
+    fn of(decoded: &Result<MountRequest, crate::request::RequestError>) -> Self {
+        let (pod_ns, pod_name) = match decoded {
             Ok(r) => (r.pod.namespace.clone(), r.pod.name.clone()),
             Err(_) => (None, None),
         };
@@ -186,15 +212,17 @@ impl CsiDriverProvider for ProviderService {
             .as_ref()
             .ok()
             .and_then(|r| crate::spec::listed_objects(r.parameters.get("objects")?));
+        MountLog {
+            pod_ns,
+            pod_name,
+            spc,
+            listed_objects,
+        }
+    }
 
-        let result = match decoded {
-            Err(e) => Err(MountError::from(e)),
-            Ok(req) => self.run_mount(&req, budget).await,
-        };
-        let elapsed = started.elapsed();
+    fn record(&self, result: &Result<Rendered, MountError>, elapsed: Duration) {
+        let (pod_ns, pod_name, spc) = (&self.pod_ns, &self.pod_name, &self.spc);
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
-        self.metrics
-            .mount_finished(result.as_ref().err().map(|e| e.code), elapsed);
         match result {
             Ok(rendered) => {
                 tracing::info!(
@@ -207,42 +235,45 @@ impl CsiDriverProvider for ProviderService {
                     result = "ok",
                     "mount"
                 );
-                Ok(Response::new(proto::MountResponse {
-                    object_version: rendered
-                        .versions
-                        .into_iter()
-                        .map(|v| proto::ObjectVersion {
-                            id: v.id,
-                            version: v.version,
-                        })
-                        .collect(),
-                    error: None,
-                    files: rendered
-                        .files
-                        .into_iter()
-                        .map(|f| proto::File {
-                            path: f.path,
-                            mode: f.mode as i32,
-                            contents: f.contents.expose_secret().clone(),
-                        })
-                        .collect(),
-                }))
             }
             Err(e) => {
                 tracing::warn!(
                     pod_namespace = pod_ns.as_deref().unwrap_or(""),
                     pod_name = pod_name.as_deref().unwrap_or(""),
                     spc = spc.as_deref().unwrap_or(""),
-                    objects = listed_objects,
+                    objects = self.listed_objects,
                     duration_ms = elapsed_ms,
                     result = "error",
                     code = e.code.as_str(),
                     error = %e.message,
                     "mount"
                 );
-                Err(e.to_status())
             }
         }
+    }
+}
+
+/// The driver's answer: every object's version and every file.
+fn encode(rendered: Rendered) -> proto::MountResponse {
+    proto::MountResponse {
+        object_version: rendered
+            .versions
+            .into_iter()
+            .map(|v| proto::ObjectVersion {
+                id: v.id,
+                version: v.version,
+            })
+            .collect(),
+        error: None,
+        files: rendered
+            .files
+            .into_iter()
+            .map(|f| proto::File {
+                path: f.path,
+                mode: f.mode as i32,
+                contents: f.contents.expose_secret().clone(),
+            })
+            .collect(),
     }
 }
 
