@@ -105,75 +105,81 @@ impl<T> AuthorityFix<T> {
                     };
                 }
                 State::Frames { passthrough, block } => {
-                    if *passthrough > 0 {
-                        let n = (*passthrough).min(self.input.len());
-                        if n == 0 {
-                            return Ok(());
-                        }
-                        self.output.extend(self.input.drain(..n));
-                        *passthrough = passthrough.saturating_sub(n);
-                        continue;
-                    }
-                    let Some(&[l0, l1, l2, ty, flags, s0, s1, s2, s3]) =
-                        self.input.first_chunk::<FRAME_HEADER>()
-                    else {
+                    if !frames(&mut self.input, &mut self.output, passthrough, block)? {
                         return Ok(());
-                    };
-                    let len = (usize::from(l0) << 16) | (usize::from(l1) << 8) | usize::from(l2);
-                    let stream_id = u32::from_be_bytes([s0, s1, s2, s3]) & 0x7fff_ffff;
-                    // ≤ 2^24 + 9: no overflow.
-                    let frame_end = FRAME_HEADER.saturating_add(len);
-                    match ty {
-                        HEADERS | CONTINUATION => {
-                            if len > MAX_HEADER_BLOCK {
-                                return Err(bad("header frame larger than the provider accepts"));
-                            }
-                            if self.input.len() < frame_end {
-                                return Ok(());
-                            }
-                            let payload: Vec<u8> =
-                                self.input.drain(..frame_end).skip(FRAME_HEADER).collect();
-                            let done = flags & END_HEADERS != 0;
-                            let current = match (ty, block.take()) {
-                                (HEADERS, None) => Block {
-                                    stream_id,
-                                    end_stream: flags & END_STREAM != 0,
-                                    fragment: header_fragment(&payload, flags)?.to_vec(),
-                                },
-                                (CONTINUATION, Some(mut open)) if open.stream_id == stream_id => {
-                                    open.fragment.extend_from_slice(&payload);
-                                    open
-                                }
-                                _ => return Err(bad("header block interrupted")),
-                            };
-                            if current.fragment.len() > MAX_HEADER_BLOCK {
-                                return Err(bad("header block larger than the provider accepts"));
-                            }
-                            if done {
-                                let rewritten = rename_authority(&current.fragment)?;
-                                write_header_frames(
-                                    &mut self.output,
-                                    current.stream_id,
-                                    current.end_stream,
-                                    &rewritten,
-                                );
-                            } else {
-                                *block = Some(current);
-                            }
-                        }
-                        PUSH_PROMISE => return Err(bad("PUSH_PROMISE from a client")),
-                        _ => {
-                            if block.is_some() {
-                                return Err(bad("header block interrupted"));
-                            }
-                            self.output.extend(self.input.drain(..FRAME_HEADER));
-                            *passthrough = len;
-                        }
                     }
                 }
             }
         }
     }
+}
+
+/// Moves what can be processed of the frames in `input` to `output`, up to one frame. `Ok(false)`:
+/// `input` needs more bytes first.
+fn frames(
+    input: &mut Vec<u8>,
+    output: &mut Vec<u8>,
+    passthrough: &mut usize,
+    block: &mut Option<Block>,
+) -> io::Result<bool> {
+    if *passthrough > 0 {
+        let n = (*passthrough).min(input.len());
+        if n == 0 {
+            return Ok(false);
+        }
+        output.extend(input.drain(..n));
+        *passthrough = passthrough.saturating_sub(n);
+        return Ok(true);
+    }
+    let Some(&[l0, l1, l2, ty, flags, s0, s1, s2, s3]) = input.first_chunk::<FRAME_HEADER>() else {
+        return Ok(false);
+    };
+    let len = (usize::from(l0) << 16) | (usize::from(l1) << 8) | usize::from(l2);
+    let stream_id = u32::from_be_bytes([s0, s1, s2, s3]) & 0x7fff_ffff;
+    // ≤ 2^24 + 9: no overflow.
+    let frame_end = FRAME_HEADER.saturating_add(len);
+    match ty {
+        HEADERS | CONTINUATION => {
+            if len > MAX_HEADER_BLOCK {
+                return Err(bad("header frame larger than the provider accepts"));
+            }
+            if input.len() < frame_end {
+                return Ok(false);
+            }
+            let payload: Vec<u8> = input.drain(..frame_end).skip(FRAME_HEADER).collect();
+            let done = flags & END_HEADERS != 0;
+            let current = match (ty, block.take()) {
+                (HEADERS, None) => Block {
+                    stream_id,
+                    end_stream: flags & END_STREAM != 0,
+                    fragment: header_fragment(&payload, flags)?.to_vec(),
+                },
+                (CONTINUATION, Some(mut open)) if open.stream_id == stream_id => {
+                    open.fragment.extend_from_slice(&payload);
+                    open
+                }
+                _ => return Err(bad("header block interrupted")),
+            };
+            if current.fragment.len() > MAX_HEADER_BLOCK {
+                return Err(bad("header block larger than the provider accepts"));
+            }
+            if done {
+                let rewritten = rename_authority(&current.fragment)?;
+                write_header_frames(output, current.stream_id, current.end_stream, &rewritten);
+            } else {
+                *block = Some(current);
+            }
+        }
+        PUSH_PROMISE => return Err(bad("PUSH_PROMISE from a client")),
+        _ => {
+            if block.is_some() {
+                return Err(bad("header block interrupted"));
+            }
+            output.extend(input.drain(..FRAME_HEADER));
+            *passthrough = len;
+        }
+    }
+    Ok(true)
 }
 
 fn bad(what: &str) -> io::Error {
