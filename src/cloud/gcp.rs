@@ -200,15 +200,22 @@ pub async fn pod_cloud_id(
     audience: &str,
     pod_token: &SecretString,
 ) -> Result<SecretString, WorkloadIdentityError> {
+    let access_token = sts_exchange(http, endpoints, identity, token_audience, pod_token).await?;
+    let id_token = generate_id_token(http, endpoints, identity, audience, &access_token).await?;
+    Ok(SecretString::from(
+        base64::engine::general_purpose::STANDARD.encode(id_token.expose_secret()),
+    ))
+}
+
+/// Google STS: the pod's token for a federated access token.
+async fn sts_exchange(
+    http: &reqwest::Client,
+    endpoints: &GoogleEndpoints,
+    identity: &GcpWorkloadIdentity,
+    token_audience: &str,
+    pod_token: &SecretString,
+) -> Result<SecretString, WorkloadIdentityError> {
     let sts_base = endpoints.sts.trim_end_matches('/').to_string();
-    let unreachable = |what: &'static str, url: &str| {
-        let url = url.to_string();
-        move |e: reqwest::Error| WorkloadIdentityError::Unreachable {
-            what,
-            url,
-            detail: e.without_url().to_string(),
-        }
-    };
     let response = http
         .post(format!("{sts_base}/v1/token"))
         .header(
@@ -241,13 +248,22 @@ pub async fn pod_cloud_id(
             error: google_error(&body),
         });
     }
-    let access_token =
-        parse_sts_response(&body).map_err(|detail| WorkloadIdentityError::BadResponse {
-            what: "STS",
-            url: sts_base.clone(),
-            detail,
-        })?;
+    parse_sts_response(&body).map_err(|detail| WorkloadIdentityError::BadResponse {
+        what: "STS",
+        url: sts_base.clone(),
+        detail,
+    })
+}
 
+/// IAM Credentials `generateIdToken`: an ID token of the Google service account for `audience`,
+/// with the federated access token.
+async fn generate_id_token(
+    http: &reqwest::Client,
+    endpoints: &GoogleEndpoints,
+    identity: &GcpWorkloadIdentity,
+    audience: &str,
+    access_token: &SecretString,
+) -> Result<SecretString, WorkloadIdentityError> {
     let iam_base = endpoints.iam_credentials.trim_end_matches('/').to_string();
     let url = generate_id_token_url(&iam_base, &identity.service_account).map_err(|detail| {
         WorkloadIdentityError::BadResponse {
@@ -280,15 +296,24 @@ pub async fn pod_cloud_id(
             error: google_error(&body),
         });
     }
-    let id_token =
-        parse_id_token_response(&body).map_err(|detail| WorkloadIdentityError::BadResponse {
-            what: "IAM Credentials",
-            url: iam_base,
-            detail,
-        })?;
-    Ok(SecretString::from(
-        base64::engine::general_purpose::STANDARD.encode(id_token.expose_secret()),
-    ))
+    parse_id_token_response(&body).map_err(|detail| WorkloadIdentityError::BadResponse {
+        what: "IAM Credentials",
+        url: iam_base,
+        detail,
+    })
+}
+
+/// A failed request to `url` (`what`: STS or IAM Credentials).
+fn unreachable(
+    what: &'static str,
+    url: &str,
+) -> impl FnOnce(reqwest::Error) -> WorkloadIdentityError {
+    let url = url.to_string();
+    move |e: reqwest::Error| WorkloadIdentityError::Unreachable {
+        what,
+        url,
+        detail: e.without_url().to_string(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
