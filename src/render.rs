@@ -60,12 +60,12 @@ impl VersionKey {
         VersionKey(key)
     }
 
-    pub fn random() -> Self {
+    pub(crate) fn random() -> Self {
         VersionKey(rand::random::<[u8; 32]>().to_vec())
     }
 
     /// `h-` and 32 hex digits of HMAC-SHA256(key, item name, content).
-    pub fn content_version(&self, item: &str, parts: &[&[u8]]) -> String {
+    pub(crate) fn content_version(&self, item: &str, parts: &[&[u8]]) -> String {
         #[allow(clippy::expect_used)] // HMAC takes keys of any length: this cannot fail.
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length");
         mac.update(item.as_bytes());
@@ -158,7 +158,8 @@ pub const DEFAULT_MAX_FILES: usize = 2000;
 
 impl OutputLimits {
     /// No bound (tests and benches).
-    pub const UNLIMITED: OutputLimits = OutputLimits {
+    #[cfg(test)]
+    pub(crate) const UNLIMITED: OutputLimits = OutputLimits {
         max_bytes: usize::MAX,
         max_files: usize::MAX,
     };
@@ -284,7 +285,7 @@ fn explode(
         None => match crate::select::entries(raw, max_files)
             .map_err(|e| json_error(object, &e, "explode"))?
         {
-            crate::select::Entries::Entries(map) => map.into_iter().collect(),
+            crate::select::Entries::Found(map) => map.into_iter().collect(),
             crate::select::Entries::TooMany(n) => return Err(too_many(n)),
             crate::select::Entries::NotAnObject => return Err(not_an_object()),
         },

@@ -13,16 +13,16 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 
-pub use call::BackendPolicy;
+pub(crate) use call::BackendPolicy;
 pub use items::{CertificateValue, IssuedCertificate};
-pub use transport::ClientFactory;
+pub(crate) use transport::ClientFactory;
 
 use crate::error::ErrorCode;
 use crate::secret::{ExposeSecret, SecretString};
 use api::*;
 
 /// Default of the largest response body read from Akeyless (`--max-response-bytes`).
-pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The Akeyless operations we perform (also the metrics/log label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -299,13 +299,13 @@ impl AkeylessClient {
     }
 
     /// Retries, backoff and the shared concurrency limit.
-    pub fn with_policy(mut self, policy: BackendPolicy) -> Self {
+    pub(crate) fn with_policy(mut self, policy: BackendPolicy) -> Self {
         self.policy = policy;
         self
     }
 
     /// No call (including retries and waiting for a slot) runs past `deadline`.
-    pub fn with_deadline(mut self, deadline: std::time::Instant) -> Self {
+    pub(crate) fn with_deadline(mut self, deadline: std::time::Instant) -> Self {
         self.deadline = Some(deadline);
         self
     }

@@ -51,7 +51,7 @@ pub const WORKER_SUBCOMMAND: &str = "__eval-worker";
 
 /// Inputs up to this many bytes (all objects of a mount together) are rendered on the calling
 /// task: well under a millisecond of work. Larger ones go to the blocking pool.
-pub const INLINE_RENDER_BYTES: usize = 16 * 1024;
+pub(crate) const INLINE_RENDER_BYTES: usize = 16 * 1024;
 
 /// Workers are stopped this long before the mount's deadline, so the mount fails with its own
 /// error naming the object (after the worker is reaped) rather than the server's generic
@@ -59,11 +59,11 @@ pub const INLINE_RENDER_BYTES: usize = 16 * 1024;
 const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 
 /// Default of `--jq-timeout`.
-pub const DEFAULT_JQ_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_JQ_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default of `--jq-workers`.
-pub const DEFAULT_JQ_WORKERS: usize = 2;
+pub(crate) const DEFAULT_JQ_WORKERS: usize = 2;
 /// Default of `--jq-memory-mib`.
-pub const DEFAULT_JQ_MEMORY_MIB: u64 = 24;
+pub(crate) const DEFAULT_JQ_MEMORY_MIB: u64 = 24;
 /// Smallest `--jq-memory-mib` accepted: the worker itself needs a few MiB.
 const MIN_JQ_MEMORY_MIB: u64 = 8;
 
@@ -103,7 +103,7 @@ impl Default for EvalArgs {
 
 /// How a mount evaluates `jq` filters that are not plain paths, and the file cap.
 #[derive(Debug)]
-pub struct Evaluator {
+pub(crate) struct Evaluator {
     mode: Mode,
     max_files: usize,
 }
@@ -118,7 +118,7 @@ enum Mode {
 impl Evaluator {
     /// Evaluates every filter in process with jaq, unbounded. For unit tests and benches, where
     /// the filters are the test's own.
-    pub fn in_process() -> Self {
+    pub(crate) fn in_process() -> Self {
         Evaluator {
             mode: Mode::InProcess,
             max_files: DEFAULT_MAX_FILES,
@@ -155,16 +155,6 @@ impl Evaluator {
             )),
             max_files: args.max_files,
         })
-    }
-
-    /// The same evaluator with another file cap.
-    pub fn with_max_files(mut self, max_files: usize) -> Self {
-        self.max_files = max_files;
-        self
-    }
-
-    pub fn max_files(&self) -> usize {
-        self.max_files
     }
 
     /// Renders a mount's objects (see [`render::render`]): `jq` filters that are not plain paths

@@ -19,7 +19,7 @@ use super::{DEADLINE_MARGIN, WORKER_SUBCOMMAND, worker};
 
 /// Worker processes: how many run at once, per namespace, and their limits.
 #[derive(Debug)]
-pub struct WorkerPool {
+pub(crate) struct WorkerPool {
     exe: PathBuf,
     timeout: Duration,
     memory_bytes: u64,

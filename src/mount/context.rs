@@ -18,39 +18,39 @@ use super::read::{CachedRead, ReadKey};
 /// State shared by all mounts: defaults, HTTP clients, the version key and caches. Owned by the
 /// server and passed in explicitly (no globals).
 pub struct ProviderContext {
-    pub defaults: SpecDefaults,
-    pub clients: ClientFactory,
-    pub version_key: VersionKey,
-    pub types: TypeCache,
+    pub(crate) defaults: SpecDefaults,
+    pub(crate) clients: ClientFactory,
+    pub(crate) version_key: VersionKey,
+    pub(crate) types: TypeCache,
     /// Dynamic-secret credentials per pod, until two-thirds of the lease has passed.
-    pub dynamic_leases: LeaseCache<LeaseKey, SecretString>,
+    pub(crate) dynamic_leases: LeaseCache<LeaseKey, SecretString>,
     /// PKI certificates per pod, until two-thirds of their lifetime has passed.
-    pub pki_leases: LeaseCache<LeaseKey, CertificateMaterial>,
-    pub dynamic_default_ttl: Duration,
+    pub(crate) pki_leases: LeaseCache<LeaseKey, CertificateMaterial>,
+    pub(crate) dynamic_default_ttl: Duration,
     /// Akeyless tokens by identity (see [`identity`](crate::identity)), until shortly before they expire.
-    pub tokens: LeaseCache<TokenKey, AkeylessToken>,
-    pub fingerprints: FingerprintKey,
+    pub(crate) tokens: LeaseCache<TokenKey, AkeylessToken>,
+    pub(crate) fingerprints: FingerprintKey,
     /// Rotated Universal Identity tokens, per chain (identity and init token).
-    pub uid_chains: UidChains,
+    pub(crate) uid_chains: UidChains,
     /// Cloud endpoints and the opted-in provider identities.
-    pub cloud: CloudOptions,
+    pub(crate) cloud: CloudOptions,
     /// Identical reads of one identity share a request (and a value, within the TTL).
-    pub reads: Coalescer<(TokenKey, ReadKey), CachedRead>,
+    pub(crate) reads: Coalescer<(TokenKey, ReadKey), CachedRead>,
     /// Tokens that were denied a mount's items while fresh, by identity and a keyed
     /// fingerprint of (token, items). A cached token's later denial of the same items is then
     /// final: the item is denied, not the token, and a new login would only cost an `/auth`
     /// on every rotation poll.
-    pub confirmed_denials: BoundedMap<(TokenKey, [u8; 32]), ()>,
-    pub backend: BackendPolicy,
+    pub(crate) confirmed_denials: BoundedMap<(TokenKey, [u8; 32]), ()>,
+    pub(crate) backend: BackendPolicy,
     /// How `jq` filters are evaluated, and the file cap (see [`crate::eval`]). In process after
     /// `new` (tests, benches); `cli::provider_context` sets worker processes.
-    pub evaluator: crate::eval::Evaluator,
+    pub(crate) evaluator: crate::eval::Evaluator,
 }
 
 impl ProviderContext {
     /// Records backend calls, retries and the auth cache into `metrics`, and backend
     /// reachability into `health` (the server's instances, served on /metrics and /readyz).
-    pub fn with_telemetry(
+    pub(crate) fn with_telemetry(
         mut self,
         metrics: crate::telemetry::Metrics,
         health: crate::telemetry::BackendHealth,
@@ -61,12 +61,12 @@ impl ProviderContext {
     }
 
     /// Cloud endpoints and opted-in provider identities (`--aws-…`, `--gcp-…`).
-    pub fn with_cloud(mut self, cloud: CloudOptions) -> Self {
+    pub(crate) fn with_cloud(mut self, cloud: CloudOptions) -> Self {
         self.cloud = cloud;
         self
     }
 
-    pub fn new(
+    pub(crate) fn new(
         defaults: SpecDefaults,
         clients: ClientFactory,
         version_key: VersionKey,
@@ -97,7 +97,7 @@ impl ProviderContext {
 
 /// Settings of the state that outlives a mount.
 #[derive(Clone, Debug)]
-pub struct CacheSettings {
+pub(crate) struct CacheSettings {
     /// Lease length assumed for a dynamic secret when Akeyless reports none and the object sets no `ttl`.
     pub dynamic_default_ttl: Duration,
     /// Bound of each cache (tokens, types, leases, reads).

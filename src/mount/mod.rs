@@ -30,12 +30,12 @@ use crate::render::{Fetched, Rendered};
 use crate::request::MountRequest;
 use crate::spec::{self, Credentials, ItemType, SecretProviderSpec};
 
-pub use context::{CacheSettings, ProviderContext};
-pub use read::{CachedRead, ReadKey};
+pub(crate) use context::CacheSettings;
+pub use context::ProviderContext;
 
 /// Performs one mount; no backend call runs past `deadline`. All or nothing: any failing
 /// object fails the whole mount.
-pub async fn mount_with_deadline(
+pub(crate) async fn mount_with_deadline(
     ctx: &ProviderContext,
     req: &MountRequest,
     deadline: Instant,
@@ -68,15 +68,18 @@ pub async fn mount_with_deadline(
 }
 
 /// Performs one mount with the default deadline. All or nothing.
-pub async fn mount(ctx: &ProviderContext, req: &MountRequest) -> Result<Rendered, MountError> {
+pub(crate) async fn mount(
+    ctx: &ProviderContext,
+    req: &MountRequest,
+) -> Result<Rendered, MountError> {
     mount_with_deadline(ctx, req, deadline_in(DEFAULT_MOUNT_TIMEOUT)).await
 }
 
 /// Longest a mount may take when the caller gives no deadline.
-pub const DEFAULT_MOUNT_TIMEOUT: Duration = Duration::from_secs(110);
+pub(crate) const DEFAULT_MOUNT_TIMEOUT: Duration = Duration::from_secs(110);
 
 /// The instant `budget` from now (far enough for any budget a caller can give).
-pub fn deadline_in(budget: Duration) -> Instant {
+pub(crate) fn deadline_in(budget: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(budget).unwrap_or(now)
 }

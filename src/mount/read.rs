@@ -181,7 +181,7 @@ async fn describe_items(
 
 /// What a coalesced read fetched.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ReadKey {
+pub(crate) enum ReadKey {
     Batch {
         names: Vec<String>,
         version: Option<u32>,
@@ -190,7 +190,7 @@ pub enum ReadKey {
 }
 
 #[derive(Clone)]
-pub enum CachedRead {
+pub(crate) enum CachedRead {
     Batch(Vec<(String, SecretString)>),
     Single(Fetched),
 }

@@ -33,7 +33,7 @@ const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
 /// Largest header block (HEADERS plus CONTINUATIONs) accepted; far above any Mount request.
-pub const MAX_HEADER_BLOCK: usize = 256 * 1024;
+pub(crate) const MAX_HEADER_BLOCK: usize = 256 * 1024;
 /// Frames written towards the server carry at most this much: HTTP/2's minimum (and h2's
 /// default) SETTINGS_MAX_FRAME_SIZE.
 const MAX_OUT_FRAME: usize = 16_384;
@@ -62,7 +62,7 @@ struct Block {
 }
 
 /// A connection whose client-to-server header blocks have `:authority` literals renamed.
-pub struct AuthorityFix<T> {
+pub(crate) struct AuthorityFix<T> {
     inner: T,
     state: State,
     input: Vec<u8>,
@@ -341,7 +341,7 @@ fn fields(block: &[u8]) -> io::Result<Vec<Field>> {
 /// unless a pseudo-header follows it in the block: pseudo-headers must precede every regular
 /// field, and gRPC-Go sends `:authority` last of them (h2's own client does not, but its
 /// authority is valid).
-pub fn rename_authority(block: &[u8]) -> io::Result<Vec<u8>> {
+pub(crate) fn rename_authority(block: &[u8]) -> io::Result<Vec<u8>> {
     let fields = fields(block)?;
     let mut out = Vec::with_capacity(block.len().saturating_add(16));
     for (i, f) in fields.iter().enumerate() {

@@ -26,10 +26,11 @@ use crate::secret::ExposeSecret;
 use crate::telemetry::Metrics;
 
 pub use authority::rewrite_client_bytes;
-pub use socket::{bind_socket, check_socket_dir, unix_channel};
+pub use socket::bind_socket;
+pub(crate) use socket::{check_socket_dir, unix_channel};
 
-pub const RUNTIME_NAME: &str = "akeyless-csi-provider";
-pub const PROTOCOL_VERSION: &str = "v1alpha1";
+pub(crate) const RUNTIME_NAME: &str = "akeyless-csi-provider";
+pub(crate) const PROTOCOL_VERSION: &str = "v1alpha1";
 
 /// The provider's gRPC service.
 pub struct ProviderService {
@@ -45,7 +46,7 @@ pub struct ProviderService {
 }
 
 /// Default of `--max-concurrent-mounts`.
-pub const DEFAULT_MAX_CONCURRENT_MOUNTS: usize = 256;
+pub(crate) const DEFAULT_MAX_CONCURRENT_MOUNTS: usize = 256;
 
 impl ProviderService {
     /// A service recording into its own [`Metrics`]; see [`ProviderService::with_metrics`].
@@ -61,13 +62,13 @@ impl ProviderService {
 
     /// Records mount metrics into `metrics` (the registry `/metrics` serves).
     /// At most `n` mounts run at once; the rest queue within their deadline.
-    pub fn with_max_concurrent_mounts(mut self, n: usize) -> Self {
+    pub(crate) fn with_max_concurrent_mounts(mut self, n: usize) -> Self {
         self.max_concurrent_mounts = n.max(1);
         self.mount_slots = Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_mounts));
         self
     }
 
-    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+    pub(crate) fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
         self
     }
@@ -76,7 +77,7 @@ impl ProviderService {
         &self.metrics
     }
 
-    pub fn into_server(self) -> CsiDriverProviderServer<Self> {
+    pub(crate) fn into_server(self) -> CsiDriverProviderServer<Self> {
         CsiDriverProviderServer::new(self)
     }
 }
@@ -286,7 +287,7 @@ impl Readiness {
         self.0.store(ready, Ordering::SeqCst);
     }
 
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
 }

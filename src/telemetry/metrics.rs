@@ -21,10 +21,10 @@ use prometheus_client::registry::Registry;
 use crate::error::ErrorCode;
 
 /// Prefix of every metric name.
-pub const PREFIX: &str = "akeyless_csi_provider";
+pub(crate) const PREFIX: &str = "akeyless_csi_provider";
 
 /// The `Content-Type` of [`Metrics::encode`]'s output.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Buckets of the mount duration (seconds): 10 ms to kubelet's 2-minute CSI timeout.
 const MOUNT_BUCKETS: &[f64] = &[
@@ -37,7 +37,7 @@ const BACKEND_BUCKETS: &[f64] = &[
 ];
 
 /// Non-numeric backend `status` values kept as they are; anything else becomes `other`.
-pub const BACKEND_STATUSES: &[&str] = &[
+pub(crate) const BACKEND_STATUSES: &[&str] = &[
     "ok",
     "connect_error",
     "tls_error",
@@ -326,13 +326,13 @@ impl Metrics {
     }
 
     /// Marks a mount as in progress until the guard is dropped.
-    pub fn mount_started(&self) -> InFlightMount {
+    pub(crate) fn mount_started(&self) -> InFlightMount {
         self.0.mount.inflight.inc();
         InFlightMount(self.clone())
     }
 
     /// Records a finished mount: `code` is `None` on success.
-    pub fn mount_finished(&self, code: Option<ErrorCode>, duration: Duration) {
+    pub(crate) fn mount_finished(&self, code: Option<ErrorCode>, duration: Duration) {
         let labels = match code {
             None => MountLabels {
                 result: "ok",
@@ -354,7 +354,7 @@ impl Metrics {
     /// Records one Akeyless API call. `op` is the endpoint without its slash (`auth`,
     /// `get-secret-value`, …). `status` is the HTTP status (`"200"`, `"429"`) when Akeyless
     /// answered, else one of [`BACKEND_STATUSES`]; anything else is recorded as `other`.
-    pub fn backend_request(&self, op: &'static str, status: &str, duration: Duration) {
+    pub(crate) fn backend_request(&self, op: &'static str, status: &str, duration: Duration) {
         let labels = BackendLabels {
             operation: op,
             status: status_label(status),
@@ -368,7 +368,7 @@ impl Metrics {
     }
 
     /// Records an auth-cache look-up.
-    pub fn auth_cache(&self, hit: bool) {
+    pub(crate) fn auth_cache(&self, hit: bool) {
         if hit {
             self.0.auth_cache.hits.inc();
         } else {
@@ -377,7 +377,7 @@ impl Metrics {
     }
 
     /// Sets the number of cached Akeyless tokens.
-    pub fn auth_cache_size(&self, entries: usize) {
+    pub(crate) fn auth_cache_size(&self, entries: usize) {
         self.0
             .auth_cache
             .entries
@@ -394,7 +394,7 @@ impl Metrics {
     }
 
     /// Sets the number of gateways backed off after a 429 or 503.
-    pub fn gateways_throttled(&self, gateways: usize) {
+    pub(crate) fn gateways_throttled(&self, gateways: usize) {
         self.0
             .throttle
             .gateways_throttled
@@ -402,12 +402,12 @@ impl Metrics {
     }
 
     /// Records an Akeyless call that waited for its gateway's shared backoff.
-    pub fn gateway_backoff_wait(&self) {
+    pub(crate) fn gateway_backoff_wait(&self) {
         self.0.throttle.gateway_backoff_waits.inc();
     }
 
     /// Records a sync-controller reconcile: `ok` (written or unchanged) or `error`.
-    pub fn sync_reconcile(&self, result: &'static str) {
+    pub(crate) fn sync_reconcile(&self, result: &'static str) {
         self.0
             .sync
             .reconciles
@@ -416,7 +416,7 @@ impl Metrics {
     }
 
     /// Records a failed sync reconcile; `reason` is one of a fixed set.
-    pub fn sync_failure(&self, reason: &'static str) {
+    pub(crate) fn sync_failure(&self, reason: &'static str) {
         self.0
             .sync
             .failures
@@ -426,7 +426,7 @@ impl Metrics {
 
     /// Records a successful read of a synced SPC at `when`: per SPC when `spc` is given, else
     /// in one unlabelled series.
-    pub fn sync_success(&self, spc: Option<(&str, &str)>, when: std::time::SystemTime) {
+    pub(crate) fn sync_success(&self, spc: Option<(&str, &str)>, when: std::time::SystemTime) {
         let (namespace, name) = spc.unwrap_or_default();
         let seconds = when
             .duration_since(std::time::UNIX_EPOCH)
@@ -443,7 +443,8 @@ impl Metrics {
     }
 
     /// The current number of mounts in progress.
-    pub fn inflight(&self) -> i64 {
+    #[cfg(test)]
+    pub(crate) fn inflight(&self) -> i64 {
         self.0.mount.inflight.get()
     }
 
@@ -457,7 +458,7 @@ impl Metrics {
 }
 
 /// Keeps the in-flight gauge raised while a mount runs.
-pub struct InFlightMount(Metrics);
+pub(crate) struct InFlightMount(Metrics);
 
 impl Drop for InFlightMount {
     fn drop(&mut self) {
