@@ -40,6 +40,7 @@ pub(crate) async fn mount_with_deadline(
     req: &MountRequest,
     deadline: Instant,
 ) -> Result<Rendered, MountError> {
+    // Spec: what to mount and as whom; invalid input fails here, before any backend call.
     let (spec, creds) = spec::parse_mount(req, &ctx.defaults)?;
     let client = gateway_client(ctx, &spec, deadline)?;
     let key = identity::token_key(&ctx.fingerprints, &spec, &creds, &req.pod);
@@ -54,11 +55,13 @@ pub(crate) async fn mount_with_deadline(
         deadline,
     };
 
+    // Authenticate: the identity's cached token, or a login.
     let (token, cached) = mount.login().await?;
     if key.is_some() {
         ctx.backend.metrics.auth_cache(cached);
         ctx.backend.metrics.auth_cache_size(ctx.tokens.len());
     }
+    // Plan, read and render; a denial may be the cached token's, not the items'.
     match mount.read_and_render(&token, cached).await {
         Err(e) if e.code == ErrorCode::PermissionDenied => {
             mount.after_denial(e, &token, cached).await
