@@ -2,17 +2,16 @@
 //! driver's socket, `server`, and the sync controller) call [`mount_with_deadline`]; the
 //! recipe is that one function, each stage in its own file:
 //!
-//! 1. decode: the driver's request, typed ([`crate::request`], done by the caller);
-//! 2. spec: the SPC's parameters and the pod's credentials, parsed and checked
-//!    ([`crate::spec::parse_mount`]);
-//! 3. authenticate: the identity's cached token or a login by access type ([`auth`]);
+//! 1. decode: the driver's request, typed (`request.rs`, done by the caller);
+//! 2. spec: the SPC's parameters and the pod's credentials, parsed and checked (`spec/`);
+//! 3. authenticate: the identity's cached token or a login by access type (`mount/auth.rs`);
 //! 4. plan and read: the items' types (remembered or looked up: planning needs them, so it
-//!    follows login), the plan ([`crate::plan`]), then the reads ([`read`]; per-pod leases
-//!    in [`leases`]);
-//! 5. render: files and versions ([`crate::render`], through [`crate::eval`]).
+//!    follows login), the plan (`plan.rs`), then the reads (`mount/read.rs`; per-pod leases of
+//!    dynamic secrets and PKI certificates in `mount/leases.rs`);
+//! 5. render: files and versions (`eval/`, then `render.rs`).
 //!
-//! A cached token refused on read gets one new login and one retry ([`auth`]). The state
-//! every mount shares is the [`ProviderContext`] ([`context`]).
+//! A cached token refused on read gets one new login and one retry (`mount/auth.rs`). The
+//! state every mount shares is the [`ProviderContext`] (`mount/context.rs`).
 
 mod auth;
 mod context;

@@ -3,7 +3,7 @@
 //! looked up again, once); the plan groups the reads ([`crate::plan`]); static secrets are read
 //! in batches, the rest one by one, and identical reads of one identity share a request (and,
 //! within the value TTL, a value). Per-pod leases of dynamic secrets and PKI certificates are
-//! in [`super::leases`].
+//! in `mount/leases.rs`.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
