@@ -9,11 +9,6 @@ use serde::Deserialize;
 use crate::secret::{ExposeSecret, SecretString};
 use crate::spec::AzureWorkloadIdentity;
 
-/// The resource Akeyless expects the Azure token for, in the public cloud (other clouds:
-/// [`crate::spec::AzureCloud::arm_scope`], chosen by `akeylessAzureCloud`).
-#[cfg(test)]
-pub(crate) const ARM_SCOPE: &str = "https://management.azure.com/.default";
-
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: SecretString,
@@ -248,6 +243,11 @@ pub(crate) async fn node_cloud_id(
     }
     cloud_id_of(&bytes).ok_or(ImdsError::BadResponse { url: base })
 }
+
+/// The resource Akeyless expects the Azure token for, in the public cloud (other clouds:
+/// [`crate::spec::AzureCloud::arm_scope`], chosen by `akeylessAzureCloud`).
+#[cfg(test)]
+pub(crate) const ARM_SCOPE: &str = "https://management.azure.com/.default";
 
 #[cfg(test)]
 mod tests {
