@@ -5,32 +5,34 @@
 
 use std::time::SystemTime;
 
-use crate::akeyless::{AkeylessClient, AkeylessToken, AuthCredential, BackendError};
+use crate::akeyless::{AkeylessToken, AuthCredential, BackendError};
 use crate::error::{ErrorCode, MountError};
 use crate::identity::{self, UidChainKey};
 use crate::render::Rendered;
 use crate::secret::{ExposeSecret, SecretString};
-use crate::spec::{self, AccessType, Credential, Credentials, SecretProviderSpec, UidRotation};
+use crate::spec::{
+    AccessType, Credential, Credentials, ProviderIdentityFlag as Flag, SecretProviderSpec,
+    UidRotation,
+};
 
-use super::{Mount, ProviderContext};
+use super::Mount;
 
 impl Mount<'_> {
     /// An Akeyless token for this mount: cached for its identity, or a fresh login (one in flight
     /// per identity). The flag says whether it came from the cache.
     pub(super) async fn login(&self) -> Result<(AkeylessToken, bool), MountError> {
-        let (ctx, client, spec, creds) = (self.ctx, self.client, self.spec, self.creds);
-        let (pod, now) = (&self.req.pod, self.now);
+        let (ctx, now) = (self.ctx, self.now);
         match self.key {
             Some(key) => {
                 ctx.tokens
                     .get_or_fetch(key, now, || async {
-                        let token = authenticate(ctx, client, spec, creds, pod).await?;
+                        let token = self.authenticate().await?;
                         let renew_at = identity::token_renewal(now, token.expires_at);
                         Ok::<_, MountError>((token, renew_at))
                     })
                     .await
             }
-            None => Ok((authenticate(ctx, client, spec, creds, pod).await?, false)),
+            None => Ok((self.authenticate().await?, false)),
         }
     }
 
@@ -83,322 +85,269 @@ impl Mount<'_> {
         let items: Vec<&str> = items.into_iter().collect();
         self.ctx.fingerprints.fingerprint_with(&token.token, &items)
     }
-}
 
-/// Logs in by the SPC's access type with the credential the request carries.
-async fn authenticate(
-    ctx: &ProviderContext,
-    client: &AkeylessClient,
-    spec: &SecretProviderSpec,
-    creds: &Credentials,
-    pod: &crate::request::PodIdentity,
-) -> Result<AkeylessToken, MountError> {
-    let auth = &spec.auth;
-    let login = |credential| login_with(client, spec, creds, credential);
-    match (&creds.credential, auth.access_type) {
-        (Credential::AccessKey(key), _) => login(AuthCredential::AccessKey(key)).await,
-        (Credential::UidToken(init), _) => uid_login(ctx, client, spec, creds, init).await,
-        (Credential::PodToken { token, .. }, AccessType::Kubernetes) => {
-            login(AuthCredential::Kubernetes {
-                config_name: auth.k8s_auth_config_name.as_deref().unwrap_or_default(),
-                service_account_token: token,
-            })
-            .await
-        }
-        (Credential::PodToken { token, .. }, AccessType::AzureAd) => {
-            let cloud_id = azure_pod_cloud_id(client, spec, creds, token).await?;
-            login(AuthCredential::AzureAd {
-                cloud_id: &cloud_id,
-            })
-            .await
-        }
-        (credential, AccessType::AwsIam) => {
-            let cloud_id = aws_cloud_id(ctx, client, spec, creds, credential, pod).await?;
-            login(AuthCredential::AwsIam {
-                cloud_id: &cloud_id,
-            })
-            .await
-        }
-        (Credential::PodToken { token, audience }, AccessType::Gcp) => {
-            let cloud_id = gcp_pod_cloud_id(ctx, client, spec, creds, audience, token).await?;
-            login(AuthCredential::Gcp {
-                cloud_id: &cloud_id,
-            })
-            .await
-        }
-        (Credential::ProviderIdentity, AccessType::Gcp) => {
-            let cloud_id = gcp_node_cloud_id(ctx, client, spec, creds).await?;
-            login(AuthCredential::Gcp {
-                cloud_id: &cloud_id,
-            })
-            .await
-        }
-        (Credential::ProviderIdentity, AccessType::AzureAd) => {
-            let cloud_id = azure_node_cloud_id(ctx, client, spec, creds).await?;
-            login(AuthCredential::AzureAd {
-                cloud_id: &cloud_id,
-            })
-            .await
-        }
-        (Credential::PodToken { token, .. }, _) => login(AuthCredential::Jwt(token)).await,
-        (Credential::ProviderIdentity, _) => {
-            Err(MountError::internal("no credential for this access type"))
+    /// Logs in by the SPC's access type with the credential the request carries.
+    async fn authenticate(&self) -> Result<AkeylessToken, MountError> {
+        let auth = &self.spec.auth;
+        let login = |credential| self.login_with(credential);
+        match (&self.creds.credential, auth.access_type) {
+            (Credential::AccessKey(key), _) => login(AuthCredential::AccessKey(key)).await,
+            (Credential::UidToken(init), _) => self.uid_login(init).await,
+            (Credential::PodToken { token, .. }, AccessType::Kubernetes) => {
+                login(AuthCredential::Kubernetes {
+                    config_name: auth.k8s_auth_config_name.as_deref().unwrap_or_default(),
+                    service_account_token: token,
+                })
+                .await
+            }
+            (Credential::PodToken { token, .. }, AccessType::AzureAd) => {
+                let cloud_id = self.azure_pod_cloud_id(token).await?;
+                login(AuthCredential::AzureAd {
+                    cloud_id: &cloud_id,
+                })
+                .await
+            }
+            (credential, AccessType::AwsIam) => {
+                let cloud_id = self.aws_cloud_id(credential).await?;
+                login(AuthCredential::AwsIam {
+                    cloud_id: &cloud_id,
+                })
+                .await
+            }
+            (Credential::PodToken { token, audience }, AccessType::Gcp) => {
+                let cloud_id = self.gcp_pod_cloud_id(audience, token).await?;
+                login(AuthCredential::Gcp {
+                    cloud_id: &cloud_id,
+                })
+                .await
+            }
+            (Credential::ProviderIdentity, AccessType::Gcp) => {
+                let cloud_id = self.gcp_node_cloud_id().await?;
+                login(AuthCredential::Gcp {
+                    cloud_id: &cloud_id,
+                })
+                .await
+            }
+            (Credential::ProviderIdentity, AccessType::AzureAd) => {
+                let cloud_id = self.azure_node_cloud_id().await?;
+                login(AuthCredential::AzureAd {
+                    cloud_id: &cloud_id,
+                })
+                .await
+            }
+            (Credential::PodToken { token, .. }, _) => login(AuthCredential::Jwt(token)).await,
+            (Credential::ProviderIdentity, _) => {
+                Err(MountError::internal("no credential for this access type"))
+            }
         }
     }
-}
 
-/// Azure AD first turns the pod's token into an ARM token (the pod's identity, not ours).
-async fn azure_pod_cloud_id(
-    client: &AkeylessClient,
-    spec: &SecretProviderSpec,
-    creds: &Credentials,
-    token: &SecretString,
-) -> Result<SecretString, MountError> {
-    let azure =
-        spec.auth.azure.as_ref().ok_or_else(|| {
+    /// Azure AD first turns the pod's token into an ARM token (the pod's identity, not ours).
+    async fn azure_pod_cloud_id(&self, token: &SecretString) -> Result<SecretString, MountError> {
+        let azure = self.spec.auth.azure.as_ref().ok_or_else(|| {
             MountError::internal("azure_ad without its workload identity settings")
         })?;
-    cloud_step(
-        client,
-        creds,
-        AccessType::AzureAd,
-        crate::cloud::azure::cloud_id(client.http(), azure, token),
-    )
-    .await
-}
-
-/// AWS IAM: the pod's token exchanged at STS for the role's credentials, or the provider's own
-/// credentials (opt-in), signed into Akeyless's `cloud-id`.
-async fn aws_cloud_id(
-    ctx: &ProviderContext,
-    client: &AkeylessClient,
-    spec: &SecretProviderSpec,
-    creds: &Credentials,
-    credential: &Credential,
-    pod: &crate::request::PodIdentity,
-) -> Result<SecretString, MountError> {
-    let aws = spec
-        .auth
-        .aws
-        .as_ref()
-        .ok_or_else(|| MountError::internal("aws_iam without its settings"))?;
-    let aws_credentials = match (credential, &aws.role_arn) {
-        (Credential::PodToken { token, .. }, Some(role_arn)) => {
-            let endpoint = ctx
-                .cloud
-                .aws_sts_endpoint
-                .clone()
-                .unwrap_or_else(|| crate::cloud::aws::sts_url(&aws.region));
-            let session =
-                crate::cloud::aws::session_name(pod.namespace.as_deref(), pod.name.as_deref());
-            cloud_step(
-                client,
-                creds,
-                AccessType::AwsIam,
-                crate::cloud::aws::assume_role_with_web_identity(
-                    client.http(),
-                    &endpoint,
-                    role_arn,
-                    &session,
-                    token,
-                ),
-            )
-            .await?
-        }
-        (Credential::ProviderIdentity, None) => ctx
-            .cloud
-            .aws_provider_credentials
-            .clone()
-            .ok_or_else(|| MountError::invalid(spec::ProviderIdentityFlag::Aws.refusal()))?,
-        _ => return Err(MountError::internal("aws_iam credential mismatch")),
-    };
-    Ok(crate::cloud::aws::cloud_id(
-        &aws_credentials,
-        &aws.region,
-        SystemTime::now(),
-    ))
-}
-
-/// Workload identity: the pod's token becomes an ID token of the Google service account the
-/// pod may impersonate (the pod's identity, not ours).
-async fn gcp_pod_cloud_id(
-    ctx: &ProviderContext,
-    client: &AkeylessClient,
-    spec: &SecretProviderSpec,
-    creds: &Credentials,
-    audience: &str,
-    token: &SecretString,
-) -> Result<SecretString, MountError> {
-    let auth = &spec.auth;
-    let wi = auth
-        .gcp
-        .as_ref()
-        .ok_or_else(|| MountError::internal("gcp without its workload identity settings"))?;
-    cloud_step(
-        client,
-        creds,
-        AccessType::Gcp,
-        crate::cloud::gcp::pod_cloud_id(
-            client.http(),
-            &ctx.cloud.google,
-            wi,
-            audience,
-            auth.gcp_id_audience(),
-            token,
-        ),
-    )
-    .await
-}
-
-/// The node's Google identity from the metadata server (opt-in).
-async fn gcp_node_cloud_id(
-    ctx: &ProviderContext,
-    client: &AkeylessClient,
-    spec: &SecretProviderSpec,
-    creds: &Credentials,
-) -> Result<SecretString, MountError> {
-    let url = ctx
-        .cloud
-        .gcp_metadata_url
-        .as_deref()
-        .ok_or_else(|| MountError::invalid(spec::ProviderIdentityFlag::Gcp.refusal()))?;
-    cloud_step(
-        client,
-        creds,
-        AccessType::Gcp,
-        crate::cloud::gcp::cloud_id(client.http(), url, spec.auth.gcp_id_audience()),
-    )
-    .await
-}
-
-/// The node's managed identity (opt-in): only toward --akeyless-url (the spec was bound to the
-/// operator), for the operator's resource.
-async fn azure_node_cloud_id(
-    ctx: &ProviderContext,
-    client: &AkeylessClient,
-    spec: &SecretProviderSpec,
-    creds: &Credentials,
-) -> Result<SecretString, MountError> {
-    let imds = ctx
-        .cloud
-        .azure_imds
-        .as_ref()
-        .ok_or_else(|| MountError::invalid(spec::ProviderIdentityFlag::Azure.refusal()))?;
-    cloud_step(
-        client,
-        creds,
-        AccessType::AzureAd,
-        crate::cloud::azure::node_cloud_id(
-            client.http(),
-            imds,
-            spec.auth.azure_object_id.as_deref(),
-        ),
-    )
-    .await
-}
-
-async fn login_with(
-    client: &AkeylessClient,
-    spec: &SecretProviderSpec,
-    creds: &Credentials,
-    credential: AuthCredential<'_>,
-) -> Result<AkeylessToken, MountError> {
-    client
-        .authenticate(&creds.access_id, credential)
+        self.cloud_step(
+            AccessType::AzureAd,
+            crate::cloud::azure::cloud_id(self.client.http(), azure, token),
+        )
         .await
-        .map_err(|e| auth_error(spec, creds, e))
-}
-
-/// Universal Identity. By default (`akeylessUIDRotation: none`) `/auth` gets the presented
-/// token as it is, like every other Akeyless client: this works for every auth method,
-/// including those that deny child tokens (`deny-inheritance`) or rotation (`deny-rotate`).
-///
-/// With `akeylessUIDRotation: fork` it continues this identity's rotation chain and logs in
-/// with its newest token. The first login forks a child token from the init token in the
-/// Secret (`fork`), so the Secret's token stays valid for other nodes and after a restart;
-/// later logins rotate the child, which Akeyless then replaces. When the remembered child is
-/// refused (it expired while unused, or was revoked), the chain starts again from the init
-/// token.
-async fn uid_login(
-    ctx: &ProviderContext,
-    client: &AkeylessClient,
-    spec: &SecretProviderSpec,
-    creds: &Credentials,
-    init: &SecretString,
-) -> Result<AkeylessToken, MountError> {
-    match spec.auth.uid_rotation {
-        UidRotation::None => client
-            .authenticate(&creds.access_id, AuthCredential::UniversalIdentity(init))
-            .await
-            .map_err(|e| auth_error(spec, creds, e)),
-        UidRotation::Fork => uid_chain_login(ctx, client, spec, creds, init).await,
     }
-}
 
-/// `akeylessUIDRotation: fork`: see [`uid_login`].
-async fn uid_chain_login(
-    ctx: &ProviderContext,
-    client: &AkeylessClient,
-    spec: &SecretProviderSpec,
-    creds: &Credentials,
-    init: &SecretString,
-) -> Result<AkeylessToken, MountError> {
-    let key = UidChainKey::new(
-        &ctx.fingerprints,
-        &spec.connection.gateways,
-        &creds.access_id,
-        init,
-    );
-    let chain = ctx.uid_chains.chain(&key);
-    let mut held = chain.lock().await;
-    let rotated = match held.as_ref() {
-        Some(current) => match client.rotate_uid_token(current, false).await {
-            Ok(next) => Some(next),
-            Err(e) if e.code() == ErrorCode::AuthFailed => {
-                tracing::info!(
-                    access_id = %creds.access_id,
-                    "the remembered Universal Identity token was refused; starting again from the init token"
+    /// AWS IAM: the pod's token exchanged at STS for the role's credentials, or the provider's own
+    /// credentials (opt-in), signed into Akeyless's `cloud-id`.
+    async fn aws_cloud_id(&self, credential: &Credential) -> Result<SecretString, MountError> {
+        let aws = self
+            .spec
+            .auth
+            .aws
+            .as_ref()
+            .ok_or_else(|| MountError::internal("aws_iam without its settings"))?;
+        let aws_credentials = match (credential, &aws.role_arn) {
+            (Credential::PodToken { token, .. }, Some(role_arn)) => {
+                let endpoint = self
+                    .ctx
+                    .cloud
+                    .aws_sts_endpoint
+                    .clone()
+                    .unwrap_or_else(|| crate::cloud::aws::sts_url(&aws.region));
+                let session = crate::cloud::aws::session_name(
+                    self.req.pod.namespace.as_deref(),
+                    self.req.pod.name.as_deref(),
                 );
-                *held = None;
-                None
+                self.cloud_step(
+                    AccessType::AwsIam,
+                    crate::cloud::aws::assume_role_with_web_identity(
+                        self.client.http(),
+                        &endpoint,
+                        role_arn,
+                        &session,
+                        token,
+                    ),
+                )
+                .await?
             }
-            Err(e) => return Err(auth_error(spec, creds, e)),
-        },
-        None => None,
-    };
-    let next = match rotated {
-        Some(next) => next,
-        None => client
-            .rotate_uid_token(init, true)
-            .await
-            .map_err(|e| auth_error(spec, creds, e))?,
-    };
-    *held = Some(SecretString::from(next.expose_secret().to_string()));
-    drop(held);
-    client
-        .authenticate(&creds.access_id, AuthCredential::UniversalIdentity(&next))
+            (Credential::ProviderIdentity, None) => {
+                opted_in(self.ctx.cloud.aws_provider_credentials.clone(), Flag::Aws)?
+            }
+            _ => return Err(MountError::internal("aws_iam credential mismatch")),
+        };
+        Ok(crate::cloud::aws::cloud_id(
+            &aws_credentials,
+            &aws.region,
+            SystemTime::now(),
+        ))
+    }
+
+    /// Workload identity: the pod's token becomes an ID token of the Google service account the
+    /// pod may impersonate (the pod's identity, not ours).
+    async fn gcp_pod_cloud_id(
+        &self,
+        audience: &str,
+        token: &SecretString,
+    ) -> Result<SecretString, MountError> {
+        let auth = &self.spec.auth;
+        let wi = auth
+            .gcp
+            .as_ref()
+            .ok_or_else(|| MountError::internal("gcp without its workload identity settings"))?;
+        self.cloud_step(
+            AccessType::Gcp,
+            crate::cloud::gcp::pod_cloud_id(
+                self.client.http(),
+                &self.ctx.cloud.google,
+                wi,
+                audience,
+                auth.gcp_id_audience(),
+                token,
+            ),
+        )
         .await
-        .map_err(|e| auth_error(spec, creds, e))
+    }
+
+    /// The node's Google identity from the metadata server (opt-in).
+    async fn gcp_node_cloud_id(&self) -> Result<SecretString, MountError> {
+        let url = opted_in(self.ctx.cloud.gcp_metadata_url.as_deref(), Flag::Gcp)?;
+        self.cloud_step(
+            AccessType::Gcp,
+            crate::cloud::gcp::cloud_id(self.client.http(), url, self.spec.auth.gcp_id_audience()),
+        )
+        .await
+    }
+
+    /// The node's managed identity (opt-in): only toward --akeyless-url (the spec was bound to the
+    /// operator), for the operator's resource.
+    async fn azure_node_cloud_id(&self) -> Result<SecretString, MountError> {
+        let imds = opted_in(self.ctx.cloud.azure_imds.as_ref(), Flag::Azure)?;
+        self.cloud_step(
+            AccessType::AzureAd,
+            crate::cloud::azure::node_cloud_id(
+                self.client.http(),
+                imds,
+                self.spec.auth.azure_object_id.as_deref(),
+            ),
+        )
+        .await
+    }
+
+    /// A cloud identity exchange, bounded by the mount's deadline, its failure named for the user.
+    async fn cloud_step<T, E: std::fmt::Display>(
+        &self,
+        what: AccessType,
+        work: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, MountError> {
+        let creds = self.creds;
+        match self.client.within_deadline(work).await {
+            Some(result) => result.map_err(|e| cloud_error(creds, what, e)),
+            None => Err(MountError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "authentication as access ID {} (access type {what}): the cloud identity exchange \
+                     did not finish before the mount's deadline",
+                    creds.access_id
+                ),
+            )),
+        }
+    }
+
+    /// `/auth` with `credential`, its failure named for the user.
+    async fn login_with(
+        &self,
+        credential: AuthCredential<'_>,
+    ) -> Result<AkeylessToken, MountError> {
+        self.client
+            .authenticate(&self.creds.access_id, credential)
+            .await
+            .map_err(|e| auth_error(self.spec, self.creds, e))
+    }
+
+    /// Universal Identity. By default (`akeylessUIDRotation: none`) `/auth` gets the presented
+    /// token as it is, like every other Akeyless client: this works for every auth method,
+    /// including those that deny child tokens (`deny-inheritance`) or rotation (`deny-rotate`).
+    ///
+    /// With `akeylessUIDRotation: fork` it continues this identity's rotation chain and logs in
+    /// with its newest token. The first login forks a child token from the init token in the
+    /// Secret (`fork`), so the Secret's token stays valid for other nodes and after a restart;
+    /// later logins rotate the child, which Akeyless then replaces. When the remembered child is
+    /// refused (it expired while unused, or was revoked), the chain starts again from the init
+    /// token.
+    async fn uid_login(&self, init: &SecretString) -> Result<AkeylessToken, MountError> {
+        let (client, spec, creds) = (self.client, self.spec, self.creds);
+        match spec.auth.uid_rotation {
+            UidRotation::None => client
+                .authenticate(&creds.access_id, AuthCredential::UniversalIdentity(init))
+                .await
+                .map_err(|e| auth_error(spec, creds, e)),
+            UidRotation::Fork => self.uid_chain_login(init).await,
+        }
+    }
+
+    /// `akeylessUIDRotation: fork`: see [`Mount::uid_login`].
+    async fn uid_chain_login(&self, init: &SecretString) -> Result<AkeylessToken, MountError> {
+        let (ctx, client, spec, creds) = (self.ctx, self.client, self.spec, self.creds);
+        let key = UidChainKey::new(
+            &ctx.fingerprints,
+            &spec.connection.gateways,
+            &creds.access_id,
+            init,
+        );
+        let chain = ctx.uid_chains.chain(&key);
+        let mut held = chain.lock().await;
+        let rotated = match held.as_ref() {
+            Some(current) => match client.rotate_uid_token(current, false).await {
+                Ok(next) => Some(next),
+                Err(e) if e.code() == ErrorCode::AuthFailed => {
+                    tracing::info!(
+                        access_id = %creds.access_id,
+                        "the remembered Universal Identity token was refused; starting again from the init token"
+                    );
+                    *held = None;
+                    None
+                }
+                Err(e) => return Err(auth_error(spec, creds, e)),
+            },
+            None => None,
+        };
+        let next = match rotated {
+            Some(next) => next,
+            None => client
+                .rotate_uid_token(init, true)
+                .await
+                .map_err(|e| auth_error(spec, creds, e))?,
+        };
+        *held = Some(SecretString::from(next.expose_secret().to_string()));
+        drop(held);
+        client
+            .authenticate(&creds.access_id, AuthCredential::UniversalIdentity(&next))
+            .await
+            .map_err(|e| auth_error(spec, creds, e))
+    }
 }
 
-/// A cloud identity exchange, bounded by the mount's deadline, its failure named for the user.
-async fn cloud_step<T, E: std::fmt::Display>(
-    client: &AkeylessClient,
-    creds: &Credentials,
-    what: AccessType,
-    work: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, MountError> {
-    match client.within_deadline(work).await {
-        Some(result) => result.map_err(|e| cloud_error(creds, what, e)),
-        None => Err(MountError::new(
-            ErrorCode::Timeout,
-            format!(
-                "authentication as access ID {} (access type {what}): the cloud identity exchange \
-                 did not finish before the mount's deadline",
-                creds.access_id
-            ),
-        )),
-    }
+/// The provider identity's setting, when the operator opted in with `flag`; else the flag's
+/// refusal.
+fn opted_in<T>(setting: Option<T>, flag: Flag) -> Result<T, MountError> {
+    setting.ok_or_else(|| MountError::invalid(flag.refusal()))
 }
 
 /// Fails the login of access type `what` with a cloud exchange's message.
