@@ -25,7 +25,7 @@ use crate::spec::{AccessType, Credential, Credentials, SecretProviderSpec, Token
 
 /// The token cache key. `Debug` shows no credential material (the fingerprint is keyed).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct TokenKey {
+pub(crate) struct TokenKey {
     pub gateways: Vec<String>,
     pub access_id: String,
     pub access_type: AccessType,
@@ -43,10 +43,10 @@ pub struct TokenKey {
 
 /// A per-process random key for credential fingerprints.
 #[derive(Clone)]
-pub struct FingerprintKey([u8; 32]);
+pub(crate) struct FingerprintKey([u8; 32]);
 
 impl FingerprintKey {
-    pub fn random() -> Self {
+    pub(crate) fn random() -> Self {
         FingerprintKey(rand::random())
     }
 
@@ -70,7 +70,7 @@ impl FingerprintKey {
 
 /// The namespace and service account named inside a Kubernetes service-account JWT (read, not
 /// verified: Akeyless verifies the token; this only checks it agrees with kubelet's pod info).
-pub fn service_account_claims(jwt: &SecretString) -> Option<(String, String)> {
+pub(crate) fn service_account_claims(jwt: &SecretString) -> Option<(String, String)> {
     let payload = jwt.expose_secret().split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
@@ -91,7 +91,7 @@ pub fn service_account_claims(jwt: &SecretString) -> Option<(String, String)> {
 }
 
 /// The cache key of this mount's Akeyless token, or `None` when it must not be cached.
-pub fn token_key(
+pub(crate) fn token_key(
     fingerprints: &FingerprintKey,
     spec: &SecretProviderSpec,
     creds: &Credentials,
@@ -175,14 +175,14 @@ fn method_settings(spec: &SecretProviderSpec) -> Vec<String> {
 /// fingerprint of the init token the mount presented. Rotated tokens are remembered per chain,
 /// so a mount only ever continues the chain of the token it presented itself.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UidChainKey {
+pub(crate) struct UidChainKey {
     pub gateways: Vec<String>,
     pub access_id: String,
     pub init_token: [u8; 32],
 }
 
 impl UidChainKey {
-    pub fn new(
+    pub(crate) fn new(
         fingerprints: &FingerprintKey,
         gateways: &[String],
         access_id: &str,
@@ -197,38 +197,35 @@ impl UidChainKey {
 }
 
 /// The latest rotated Universal Identity token of one chain (`None` before the first rotation).
-pub type UidChain = Arc<tokio::sync::Mutex<Option<SecretString>>>;
+pub(crate) type UidChain = Arc<tokio::sync::Mutex<Option<SecretString>>>;
 
 /// Rotated Universal Identity tokens by chain, held in memory only. Each chain has its own
 /// lock, so one chain's rotations never race and chains never share a token. Bounded: when
 /// full, the least recently used chain goes (its next mount starts again from the init token).
-pub struct UidChains {
+pub(crate) struct UidChains {
     chains: BoundedMap<UidChainKey, UidChain>,
 }
 
 impl UidChains {
-    pub fn new(max_entries: usize) -> Self {
+    pub(crate) fn new(max_entries: usize) -> Self {
         UidChains {
             chains: BoundedMap::new(max_entries),
         }
     }
 
     /// The chain of `key`, created empty when unknown.
-    pub fn chain(&self, key: &UidChainKey) -> UidChain {
+    pub(crate) fn chain(&self, key: &UidChainKey) -> UidChain {
         self.chains.get_or_insert_with(key, UidChain::default)
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.chains.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
 /// Lifetime assumed for a token whose expiry Akeyless doesn't state.
-pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 60);
+pub(crate) const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 60);
 
 /// When a cached token must be replaced: after 80% of its remaining life, and never within
 /// 30 s of its expiry (then it is not reused at all).

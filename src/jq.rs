@@ -111,11 +111,11 @@ fn cached(expr: &str) -> Result<Rc<Filter>, String> {
 
 /// Longest `jq` expression accepted, in bytes. Real filters are a line or two; the bound keeps
 /// compiling cheap and jaq's recursive parser's depth small.
-pub const MAX_EXPR_LEN: usize = 2048;
+pub(crate) const MAX_EXPR_LEN: usize = 2048;
 
 /// Deepest nesting accepted in a `jq` expression: brackets, braces, parentheses and string
 /// interpolations, counted on the raw text (so a bracket inside a string literal counts too).
-pub const MAX_NESTING: usize = 32;
+pub(crate) const MAX_NESTING: usize = 32;
 
 /// Checks the expression's size and nesting before jaq sees it.
 fn check_shape(expr: &str) -> Result<(), String> {
@@ -212,7 +212,7 @@ const MAX_PATH_STEPS: usize = 64;
 /// brackets. Names and strings follow jaq's lexer (`[a-zA-Z_][a-zA-Z0-9_]*`; escapes
 /// `\\ \/ \" \b \f \n \r \t \uXXXX`, no interpolation); integers have at most 9 digits.
 /// Everything else is `None` (not a plain path: evaluated by jaq).
-pub fn plain_path(expr: &str) -> Option<Vec<PathStep>> {
+pub(crate) fn plain_path(expr: &str) -> Option<Vec<PathStep>> {
     let mut rest = expr.trim().strip_prefix('.')?;
     let mut steps = Vec::new();
     // Right after a dot: a name, a string or a bracket (or nothing, for `.` itself).
@@ -349,7 +349,7 @@ pub fn eval_path<'v>(
 
 /// Applies a validated filter in process: plain paths directly, anything else with jaq
 /// ([`apply`], unbounded: only for the worker, tests and benches).
-pub fn apply_filter(
+pub(crate) fn apply_filter(
     filter: &JqFilter,
     input: &serde_json::Value,
 ) -> Result<serde_json::Value, String> {
@@ -400,10 +400,10 @@ pub fn apply(expr: &str, input: &serde_json::Value) -> Result<serde_json::Value,
 
 /// Deepest JSON accepted: serde_json stops at its 128th level with "recursion limit exceeded" (a
 /// fixed default, which keeps parsing, dropping and printing values far from the stack's end).
-pub const MAX_JSON_DEPTH: usize = 127;
+pub(crate) const MAX_JSON_DEPTH: usize = 127;
 
 /// Whether a serde_json error is its nesting limit. The message holds no input.
-pub fn is_too_deep(e: &serde_json::Error) -> bool {
+pub(crate) fn is_too_deep(e: &serde_json::Error) -> bool {
     e.to_string().starts_with("recursion limit exceeded")
 }
 

@@ -8,7 +8,10 @@ use crate::spec::{ItemType, ObjectSpec, PkiOptions};
 
 /// Items whose objects give no `type` and whose type isn't known yet: each is described once,
 /// however many objects read it.
-pub fn untyped_items(objects: &[ObjectSpec], known: &HashMap<String, ItemType>) -> Vec<String> {
+pub(crate) fn untyped_items(
+    objects: &[ObjectSpec],
+    known: &HashMap<String, ItemType>,
+) -> Vec<String> {
     objects
         .iter()
         .filter(|o| o.item_type.is_none() && !known.contains_key(&o.secret_path))
@@ -20,7 +23,7 @@ pub fn untyped_items(objects: &[ObjectSpec], known: &HashMap<String, ItemType>) 
 
 /// Each object's item type: explicit, or as known (described now or earlier). An explicit type
 /// that contradicts what Akeyless said is an error naming the object.
-pub fn resolve_types(
+pub(crate) fn resolve_types(
     objects: &[ObjectSpec],
     known: &HashMap<String, ItemType>,
 ) -> Result<Vec<ItemType>, MountError> {
@@ -43,7 +46,7 @@ pub fn resolve_types(
 
 /// One backend read. Equal reads are made once per mount.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Read {
+pub(crate) enum Read {
     /// Served by a [`StaticBatch`].
     Static {
         name: String,
@@ -69,7 +72,7 @@ pub enum Read {
 }
 
 impl Read {
-    pub fn for_object(object: &ObjectSpec, item_type: ItemType) -> Read {
+    pub(crate) fn for_object(object: &ObjectSpec, item_type: ItemType) -> Read {
         let name = object.secret_path.clone();
         match item_type {
             ItemType::Static => Read::Static {
@@ -99,21 +102,21 @@ impl Read {
 
 /// One `/get-secret-value` call: every static item read at `version`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StaticBatch {
+pub(crate) struct StaticBatch {
     pub version: Option<u32>,
     pub names: Vec<String>,
 }
 
 /// The backend reads of one mount.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FetchPlan {
+pub(crate) struct FetchPlan {
     pub static_batches: Vec<StaticBatch>,
     /// Every other read, each once, in object order.
     pub singles: Vec<Read>,
 }
 
 impl FetchPlan {
-    pub fn build(objects: &[ObjectSpec], types: &[ItemType]) -> FetchPlan {
+    pub(crate) fn build(objects: &[ObjectSpec], types: &[ItemType]) -> FetchPlan {
         let mut batches: BTreeMap<Option<u32>, BTreeSet<String>> = BTreeMap::new();
         let mut seen = HashSet::new();
         let mut singles = Vec::new();

@@ -60,12 +60,12 @@ impl VersionKey {
         VersionKey(key)
     }
 
-    pub fn random() -> Self {
+    pub(crate) fn random() -> Self {
         VersionKey(rand::random::<[u8; 32]>().to_vec())
     }
 
     /// `h-` and 32 hex digits of HMAC-SHA256(key, item name, content).
-    pub fn content_version(&self, item: &str, parts: &[&[u8]]) -> String {
+    pub(crate) fn content_version(&self, item: &str, parts: &[&[u8]]) -> String {
         #[allow(clippy::expect_used)] // HMAC takes keys of any length: this cannot fail.
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length");
         mac.update(item.as_bytes());
@@ -158,7 +158,8 @@ pub const DEFAULT_MAX_FILES: usize = 2000;
 
 impl OutputLimits {
     /// No bound (tests and benches).
-    pub const UNLIMITED: OutputLimits = OutputLimits {
+    #[cfg(test)]
+    pub(crate) const UNLIMITED: OutputLimits = OutputLimits {
         max_bytes: usize::MAX,
         max_files: usize::MAX,
     };
@@ -219,59 +220,10 @@ pub fn shape(
         });
     }
     if let Some(Extract::Key(key)) = &object.extract {
-        match crate::select::key(raw, key).map_err(|e| json_error(e, "key"))? {
-            crate::select::Key::Found(v) => value = Some(v),
-            crate::select::Key::NotAnObject => {
-                return Err(fail(format!(
-                    "the value is JSON but not an object, so key {key:?} cannot be applied"
-                )));
-            }
-            crate::select::Key::Missing { keys, more } => {
-                let mut listed = keys.join(", ");
-                if more {
-                    listed.push_str(", …");
-                }
-                return Err(MountError::new(
-                    crate::error::ErrorCode::NotFound,
-                    format!(
-                        "{}: the value has no top-level key {key:?} (its keys: {listed})",
-                        object.label(),
-                    ),
-                ));
-            }
-        }
+        value = Some(key_value(object, raw, key)?);
     }
     if object.explode {
-        let too_many = |n: usize| {
-            fail(format!(
-                "explode writes one file per top-level key, and the value has {n} keys, more than \
-                 the {max_files} files this mount may still return (the provider's --max-files); \
-                 select part of the value with key or jq, or raise --max-files"
-            ))
-        };
-        let not_an_object = || fail("explode needs a JSON object value".into());
-        let entries: Vec<(String, serde_json::Value)> = match value {
-            Some(serde_json::Value::Object(map)) if map.len() > max_files => {
-                return Err(too_many(map.len()));
-            }
-            Some(serde_json::Value::Object(map)) => map.into_iter().collect(),
-            Some(_) => return Err(not_an_object()),
-            None => match crate::select::entries(raw, max_files)
-                .map_err(|e| json_error(e, "explode"))?
-            {
-                crate::select::Entries::Keyed(map) => map.into_iter().collect(),
-                crate::select::Entries::TooMany(n) => return Err(too_many(n)),
-                crate::select::Entries::NotAnObject => return Err(not_an_object()),
-            },
-        };
-        let mut files = Vec::with_capacity(entries.len());
-        for (k, v) in &entries {
-            let path = format!("{}/{k}", object.file_name);
-            check_file_path(&path)
-                .map_err(|why| fail(format!("key {k:?} cannot be a file name: {why}")))?;
-            files.push((path, decode(object.encoding, json_bytes(v)).map_err(&fail)?));
-        }
-        return Ok(files);
+        return explode(object, raw, value, max_files);
     }
     let bytes = match value {
         Some(v) => json_bytes(&v),
@@ -281,6 +233,71 @@ pub fn shape(
         object.file_name.clone(),
         decode(object.encoding, bytes).map_err(fail)?,
     )])
+}
+
+/// The value of top-level `key` of the JSON value `raw`.
+fn key_value(object: &ObjectSpec, raw: &[u8], key: &str) -> Result<serde_json::Value, MountError> {
+    let fail = |m: String| MountError::invalid(format!("{}: {m}", object.label()));
+    match crate::select::key(raw, key).map_err(|e| json_error(object, &e, "key"))? {
+        crate::select::Key::Found(v) => Ok(v),
+        crate::select::Key::NotAnObject => Err(fail(format!(
+            "the value is JSON but not an object, so key {key:?} cannot be applied"
+        ))),
+        crate::select::Key::Missing { keys, more } => {
+            let mut listed = keys.join(", ");
+            if more {
+                listed.push_str(", …");
+            }
+            Err(MountError::new(
+                crate::error::ErrorCode::NotFound,
+                format!(
+                    "{}: the value has no top-level key {key:?} (its keys: {listed})",
+                    object.label(),
+                ),
+            ))
+        }
+    }
+}
+
+/// `explode`: one file per top-level key of the object's value (`value` when a key or jq
+/// selected it, else `raw`), at most `max_files`.
+fn explode(
+    object: &ObjectSpec,
+    raw: &[u8],
+    value: Option<serde_json::Value>,
+    max_files: usize,
+) -> Result<Vec<(String, Vec<u8>)>, MountError> {
+    let fail = |m: String| MountError::invalid(format!("{}: {m}", object.label()));
+    let too_many = |n: usize| {
+        fail(format!(
+            "explode writes one file per top-level key, and the value has {n} keys, more than \
+             the {max_files} files this mount may still return (the provider's --max-files); \
+             select part of the value with key or jq, or raise --max-files"
+        ))
+    };
+    let not_an_object = || fail("explode needs a JSON object value".into());
+    let entries: Vec<(String, serde_json::Value)> = match value {
+        Some(serde_json::Value::Object(map)) if map.len() > max_files => {
+            return Err(too_many(map.len()));
+        }
+        Some(serde_json::Value::Object(map)) => map.into_iter().collect(),
+        Some(_) => return Err(not_an_object()),
+        None => match crate::select::entries(raw, max_files)
+            .map_err(|e| json_error(object, &e, "explode"))?
+        {
+            crate::select::Entries::Found(map) => map.into_iter().collect(),
+            crate::select::Entries::TooMany(n) => return Err(too_many(n)),
+            crate::select::Entries::NotAnObject => return Err(not_an_object()),
+        },
+    };
+    let mut files = Vec::with_capacity(entries.len());
+    for (k, v) in &entries {
+        let path = format!("{}/{k}", object.file_name);
+        check_file_path(&path)
+            .map_err(|why| fail(format!("key {k:?} cannot be a file name: {why}")))?;
+        files.push((path, decode(object.encoding, json_bytes(v)).map_err(&fail)?));
+    }
+    Ok(files)
 }
 
 /// A value read from Akeyless for one object.

@@ -13,17 +13,17 @@ use crate::error::MountError;
 use crate::proto;
 use crate::secret::{ExposeSecret, SecretString};
 
-pub const ATTR_POD_NAME: &str = "csi.storage.k8s.io/pod.name";
-pub const ATTR_POD_NAMESPACE: &str = "csi.storage.k8s.io/pod.namespace";
-pub const ATTR_POD_UID: &str = "csi.storage.k8s.io/pod.uid";
-pub const ATTR_SERVICE_ACCOUNT: &str = "csi.storage.k8s.io/serviceAccount.name";
-pub const ATTR_TOKENS: &str = "csi.storage.k8s.io/serviceAccount.tokens";
+pub(crate) const ATTR_POD_NAME: &str = "csi.storage.k8s.io/pod.name";
+pub(crate) const ATTR_POD_NAMESPACE: &str = "csi.storage.k8s.io/pod.namespace";
+pub(crate) const ATTR_POD_UID: &str = "csi.storage.k8s.io/pod.uid";
+pub(crate) const ATTR_SERVICE_ACCOUNT: &str = "csi.storage.k8s.io/serviceAccount.name";
+pub(crate) const ATTR_TOKENS: &str = "csi.storage.k8s.io/serviceAccount.tokens";
 
 /// Parameters whose values are credentials: redacted in `Debug` output.
-pub const SECRET_PARAMETERS: &[&str] = &["akeylessAccessKey", "akeylessUIDInitToken"];
+pub(crate) const SECRET_PARAMETERS: &[&str] = &["akeylessAccessKey", "akeylessUIDInitToken"];
 
 /// Default file mode when the request carries none (the driver always sends 0644).
-pub const DEFAULT_FILE_MODE: u32 = 0o644;
+pub(crate) const DEFAULT_FILE_MODE: u32 = 0o644;
 
 /// A mount request, decoded and typed.
 #[derive(Debug)]

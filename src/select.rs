@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::jq::{PathError, PathStep, eval_path};
 
 /// Keys listed when a `key` is missing.
-pub const LISTED_KEYS: usize = 20;
+pub(crate) const LISTED_KEYS: usize = 20;
 
 /// Parses all of `raw` with `seed`, refusing trailing characters.
 fn parse<'de, S: DeserializeSeed<'de>>(
@@ -65,7 +65,10 @@ macro_rules! scalars {
 }
 
 /// The value at a plain path, as [`crate::jq::eval_path`] would give it from the whole value.
-pub fn path(raw: &[u8], path: &[PathStep]) -> Result<Result<Value, PathError>, serde_json::Error> {
+pub(crate) fn path(
+    raw: &[u8],
+    path: &[PathStep],
+) -> Result<Result<Value, PathError>, serde_json::Error> {
     parse(raw, Path(path))
 }
 
@@ -156,7 +159,7 @@ impl<'de> Visitor<'de> for Step<'_> {
 
 /// What a top-level `key` finds.
 #[derive(Debug, PartialEq)]
-pub enum Key {
+pub(crate) enum Key {
     Found(Value),
     /// The value is an object without the key: its first keys, and whether it has more.
     Missing {
@@ -167,7 +170,7 @@ pub enum Key {
 }
 
 /// The top-level key `key` of the value.
-pub fn key(raw: &[u8], key: &str) -> Result<Key, serde_json::Error> {
+pub(crate) fn key(raw: &[u8], key: &str) -> Result<Key, serde_json::Error> {
     parse(raw, KeySeed(key))
 }
 
@@ -230,9 +233,9 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 
 /// The entries `explode` writes.
 #[derive(Debug, PartialEq)]
-pub enum Entries {
+pub(crate) enum Entries {
     /// Sorted by key; the last of duplicate keys wins.
-    Keyed(BTreeMap<String, Value>),
+    Found(BTreeMap<String, Value>),
     /// More than the limit: how many keys the object has (duplicates counted).
     TooMany(usize),
     NotAnObject,
@@ -240,7 +243,7 @@ pub enum Entries {
 
 /// The top-level entries of the value, when it is an object of at most `max` keys; the values
 /// of a larger one are never built.
-pub fn entries(raw: &[u8], max: usize) -> Result<Entries, serde_json::Error> {
+pub(crate) fn entries(raw: &[u8], max: usize) -> Result<Entries, serde_json::Error> {
     parse(raw, EntriesSeed(max))
 }
 
@@ -287,7 +290,7 @@ impl<'de> Visitor<'de> for EntriesSeed {
         Ok(if count > self.0 {
             Entries::TooMany(count)
         } else {
-            Entries::Keyed(entries)
+            Entries::Found(entries)
         })
     }
 }
@@ -364,7 +367,7 @@ mod tests {
                 assert_eq!(key(raw.as_bytes(), k).unwrap(), expected, "{k} of {raw}");
             }
             let expected = match &whole {
-                Value::Object(map) => Entries::Keyed(map.clone().into_iter().collect()),
+                Value::Object(map) => Entries::Found(map.clone().into_iter().collect()),
                 _ => Entries::NotAnObject,
             };
             assert_eq!(entries(raw.as_bytes(), 100).unwrap(), expected, "{raw}");
@@ -403,7 +406,7 @@ mod tests {
             entries(raw.as_bytes(), 4999).unwrap(),
             Entries::TooMany(5000)
         );
-        let Entries::Keyed(all) = entries(raw.as_bytes(), 5000).unwrap() else {
+        let Entries::Found(all) = entries(raw.as_bytes(), 5000).unwrap() else {
             panic!()
         };
         assert_eq!(all.len(), 5000);

@@ -8,7 +8,7 @@ use crate::secret::SecretString;
 /// `POST /auth`. Only the fields of the chosen access type are sent.
 #[derive(Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
-pub struct AuthRequest<'a> {
+pub(crate) struct AuthRequest<'a> {
     pub access_id: &'a str,
     pub access_type: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,13 +36,13 @@ pub struct AuthRequest<'a> {
 /// child token is created and the presented token stays valid.
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct UidRotateTokenRequest<'a> {
+pub(crate) struct UidRotateTokenRequest<'a> {
     pub uid_token: &'a str,
     pub fork: bool,
 }
 
 #[derive(Deserialize)]
-pub struct UidRotateTokenResponse {
+pub(crate) struct UidRotateTokenResponse {
     pub token: SecretString,
 }
 
@@ -76,7 +76,7 @@ pub struct AuthCreds {
 
 /// `POST /describe-item`.
 #[derive(Serialize)]
-pub struct DescribeItemRequest<'a> {
+pub(crate) struct DescribeItemRequest<'a> {
     pub name: &'a str,
     pub token: &'a str,
 }
@@ -92,7 +92,7 @@ pub struct DescribeItemResponse {
 /// `POST /get-secret-value`: one call reads many static secrets at one version.
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct GetSecretValueRequest<'a> {
+pub(crate) struct GetSecretValueRequest<'a> {
     pub names: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
@@ -104,14 +104,14 @@ pub struct GetSecretValueRequest<'a> {
 
 /// Akeyless's error body: `{"error": "..."}`.
 #[derive(Deserialize)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     pub error: String,
 }
 
 /// `POST /get-rotated-secret-value`: `names` is a single string in Akeyless's schema.
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct GetRotatedSecretValueRequest<'a> {
+pub(crate) struct GetRotatedSecretValueRequest<'a> {
     pub names: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
@@ -123,7 +123,7 @@ pub struct GetRotatedSecretValueRequest<'a> {
 /// `POST /get-certificate-value`.
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct GetCertificateValueRequest<'a> {
+pub(crate) struct GetCertificateValueRequest<'a> {
     pub name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
@@ -143,7 +143,7 @@ pub struct CertificateValueResponse {
 /// `POST /get-dynamic-secret-value`: every call creates a new credential (a lease).
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct GetDynamicSecretValueRequest<'a> {
+pub(crate) struct GetDynamicSecretValueRequest<'a> {
     pub name: &'a str,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub args: &'a [String],
@@ -154,7 +154,7 @@ pub struct GetDynamicSecretValueRequest<'a> {
 /// Common name and SANs travel inside the CSR, which Akeyless prefers over body fields.
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct GetPkiCertificateRequest<'a> {
+pub(crate) struct GetPkiCertificateRequest<'a> {
     pub cert_issuer_name: &'a str,
     pub csr_data_base64: String,
     /// Seconds, as a string in Akeyless's schema.

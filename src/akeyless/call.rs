@@ -17,7 +17,7 @@ use crate::telemetry::{BackendHealth, Metrics};
 
 /// How hard to try, shared by every client of the process.
 #[derive(Clone, Debug)]
-pub struct BackendPolicy {
+pub(crate) struct BackendPolicy {
     /// Caps backend requests in flight across all mounts, so a burst of pods cannot exhaust
     /// sockets or overwhelm the gateway; excess requests wait (within their deadline).
     pub concurrency: Arc<tokio::sync::Semaphore>,
@@ -85,7 +85,7 @@ impl AkeylessClient {
 
     /// Runs `work` (a cloud exchange that precedes `/auth`) within this client's deadline;
     /// `None` when the deadline passes first (the work is dropped, its connection closed).
-    pub async fn within_deadline<T>(
+    pub(crate) async fn within_deadline<T>(
         &self,
         work: impl std::future::Future<Output = T>,
     ) -> Option<T> {

@@ -19,19 +19,19 @@ use crate::cache::BoundedMap;
 use crate::telemetry::Metrics;
 
 /// Longest wait honoured from a gateway's `Retry-After` (a tenant's gateway chooses it).
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Shortest shared backoff, even when `Retry-After` says 0.
-pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest backoff without `Retry-After`.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Calls that may probe a gateway once its backoff has passed, before one of them succeeds.
-pub const PROBES: u32 = 2;
+pub(crate) const PROBES: u32 = 2;
 /// Gateways whose state is kept.
-pub const MAX_GATEWAYS: usize = 1024;
+pub(crate) const MAX_GATEWAYS: usize = 1024;
 
 /// The `Retry-After` header value in seconds (an HTTP date is ignored: backoff applies),
 /// parsed with checked arithmetic and capped at [`MAX_RETRY_AFTER`].
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -89,7 +89,7 @@ impl Drop for Gate {
 }
 
 /// The shared state of every gateway the process has called.
-pub struct GatewayGates {
+pub(crate) struct GatewayGates {
     gates: BoundedMap<String, Arc<Gate>>,
     throttled: Arc<AtomicUsize>,
 }
@@ -111,7 +111,7 @@ impl std::fmt::Debug for GatewayGates {
 
 /// Why a call may not go to a gateway now.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Closed {
+pub(crate) enum Closed {
     /// The gateway is throttled and the caller would not wait.
     Throttled,
     /// The gateway stays throttled past the caller's deadline (or the deadline passed while
@@ -153,16 +153,8 @@ impl GatewayGates {
         })
     }
 
-    /// Whether `gateway` is throttled right now (no waiting).
-    pub fn is_throttled(&self, gateway: &str) -> bool {
-        self.gates.get(&gateway.to_string()).is_some_and(|g| {
-            let state = g.lock();
-            state.until.is_some()
-        })
-    }
-
     /// The status (429 or 503) that throttled `gateway`, while it is throttled.
-    pub fn last_status(&self, gateway: &str) -> Option<u16> {
+    pub(crate) fn last_status(&self, gateway: &str) -> Option<u16> {
         let gate = self.gates.get(&gateway.to_string())?;
         let state = gate.lock();
         state.until.and(state.status)
@@ -171,7 +163,7 @@ impl GatewayGates {
     /// Lets one call go to `gateway`: at once when it is not throttled; otherwise (when `wait`)
     /// after its shared backoff, as one of its few probes or once a probe has opened it. Fails
     /// without waiting when the backoff outlasts `deadline`. `metrics` counts calls that waited.
-    pub async fn admit(
+    pub(crate) async fn admit(
         &self,
         gateway: &str,
         deadline: Option<Instant>,
@@ -250,14 +242,15 @@ impl GatewayGates {
 
 /// Permission for one call; [`finish`](Ticket::finish) it with the outcome. Dropped unfinished
 /// (the call was cancelled), it counts as no answer.
-pub struct Ticket {
+pub(crate) struct Ticket {
     gate: Arc<Gate>,
     probe: bool,
     finished: bool,
 }
 
 impl Ticket {
-    pub fn is_probe(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_probe(&self) -> bool {
         self.probe
     }
 

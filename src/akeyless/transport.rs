@@ -19,7 +19,7 @@ use crate::cache::BoundedMap;
 /// certificates written as different PEM text (comments, order, line endings) share one client.
 /// A client holds no tenant data (no credentials, no cookies): sharing one between tenants that
 /// trust the same CAs only shares a connection pool.
-pub struct ClientFactory {
+pub(crate) struct ClientFactory {
     base_roots: Arc<rustls::RootCertStore>,
     cache: BoundedMap<[u8; 32], reqwest::Client>,
     connect_timeout: Duration,
@@ -82,12 +82,9 @@ impl ClientFactory {
         Ok(client)
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.cache.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.cache.is_empty()
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use lru::LruCache;
 
-pub struct BoundedMap<K: Hash + Eq, V> {
+pub(crate) struct BoundedMap<K: Hash + Eq, V> {
     entries: Mutex<LruCache<K, V>>,
 }
 
@@ -33,7 +33,7 @@ impl<K: Hash + Eq, V: Clone> BoundedMap<K, V> {
     }
 
     /// The value of `key`, made with `make` (and inserted) when absent.
-    pub fn get_or_insert_with(&self, key: &K, make: impl FnOnce() -> V) -> V
+    pub(crate) fn get_or_insert_with(&self, key: &K, make: impl FnOnce() -> V) -> V
     where
         K: Clone,
     {
@@ -50,7 +50,7 @@ impl<K: Hash + Eq, V: Clone> BoundedMap<K, V> {
 
     /// Removes `key` only while it still holds the entry `is_same` recognises (so a caller
     /// never drops an entry another caller has just replaced).
-    pub fn remove_if(&self, key: &K, is_same: impl FnOnce(&V) -> bool) {
+    pub(crate) fn remove_if(&self, key: &K, is_same: impl FnOnce(&V) -> bool) {
         let mut entries = self.lock();
         if entries.peek(key).is_some_and(is_same) {
             entries.pop(key);
@@ -61,6 +61,7 @@ impl<K: Hash + Eq, V: Clone> BoundedMap<K, V> {
         self.lock().len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

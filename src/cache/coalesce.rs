@@ -19,7 +19,7 @@ type Slot<V> = Arc<tokio::sync::Mutex<Option<Entry<V>>>>;
 
 /// Bounded: when full, the least recently used slot goes (an in-flight read keeps its slot
 /// alive for its own waiters; only later arrivals start a new one).
-pub struct Coalescer<K: Hash + Eq, V> {
+pub(crate) struct Coalescer<K: Hash + Eq, V> {
     slots: BoundedMap<K, Slot<V>>,
     ttl: Duration,
 }
@@ -33,17 +33,15 @@ impl<K: Clone + Eq + Hash, V: Clone> Coalescer<K, V> {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
 
     /// Returns `(value, shared)`: a result that finished while this caller waited, or is younger
     /// than the TTL, is shared; otherwise `fetch` runs (one caller at a time per key).
-    pub async fn get_or_fetch<E, F, Fut>(&self, key: &K, fetch: F) -> Result<(V, bool), E>
+    #[cfg(test)]
+    pub(crate) async fn get_or_fetch<E, F, Fut>(&self, key: &K, fetch: F) -> Result<(V, bool), E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
@@ -55,7 +53,7 @@ impl<K: Clone + Eq + Hash, V: Clone> Coalescer<K, V> {
     /// [`get_or_fetch`](Self::get_or_fetch) that waits for another caller's fetch at most
     /// until the deadline, then fails with `timed_out()` (this caller's own fetch is bounded
     /// by its own client).
-    pub async fn get_or_fetch_within<E, T, F, Fut>(
+    pub(crate) async fn get_or_fetch_within<E, T, F, Fut>(
         &self,
         key: &K,
         deadline: Option<(Instant, T)>,

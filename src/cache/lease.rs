@@ -14,7 +14,7 @@ use crate::secret::{ExposeSecret, SecretString};
 /// Who a lease belongs to and what it is for. The pod UID scopes it to one pod; the gateway and
 /// access ID to one identity (so to one tenant's account); the rest to one request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct LeaseKey {
+pub(crate) struct LeaseKey {
     pub pod_uid: String,
     pub gateways: Vec<String>,
     pub access_id: String,
@@ -63,7 +63,7 @@ type Slot<V> = Arc<tokio::sync::Mutex<Option<Lease<V>>>>;
 
 /// A bounded map of leases with one fetch in flight per key. When full, the least recently
 /// used lease goes (it costs one new credential); nobody else's lease is touched.
-pub struct LeaseCache<K: Hash + Eq, V> {
+pub(crate) struct LeaseCache<K: Hash + Eq, V> {
     slots: BoundedMap<K, Slot<V>>,
 }
 
@@ -78,14 +78,10 @@ impl<K: Clone + Eq + Hash, V: Clone> LeaseCache<K, V> {
         self.slots.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
     /// The cached value for `key` while it is before its renewal time; otherwise runs `fetch`
     /// (once, even when several mounts ask at the same time) and keeps its result until the
     /// returned renewal time. Errors are not cached.
-    pub async fn get_or_fetch<E, F, Fut>(
+    pub(crate) async fn get_or_fetch<E, F, Fut>(
         &self,
         key: &K,
         now: SystemTime,
@@ -111,7 +107,7 @@ impl<K: Clone + Eq + Hash, V: Clone> LeaseCache<K, V> {
     }
 
     /// Forgets `key` (e.g. a token Akeyless no longer accepts).
-    pub fn invalidate(&self, key: &K) {
+    pub(crate) fn invalidate(&self, key: &K) {
         self.slots.remove(key);
     }
 }

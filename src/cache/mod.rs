@@ -7,7 +7,8 @@ mod coalesce;
 mod lease;
 mod types;
 
-pub use bounded::BoundedMap;
-pub use coalesce::Coalescer;
-pub use lease::{LeaseCache, LeaseKey, MAX_LEASE, renew_at, reported_lease};
-pub use types::TypeCache;
+pub(crate) use bounded::BoundedMap;
+pub(crate) use coalesce::Coalescer;
+pub(crate) use lease::{LeaseCache, LeaseKey};
+pub use lease::{MAX_LEASE, renew_at, reported_lease};
+pub(crate) use types::TypeCache;

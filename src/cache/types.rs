@@ -34,7 +34,7 @@ impl TypeKey {
 /// Bounded, least recently used out first. Concurrent look-ups of one key (the same account,
 /// gateways and item) share one `/describe-item` call: in a node restart every pod of a
 /// namespace asks for the same items at once.
-pub struct TypeCache {
+pub(crate) struct TypeCache {
     types: BoundedMap<TypeKey, ItemType>,
     in_flight: Coalescer<TypeKey, ItemType>,
 }
@@ -51,7 +51,7 @@ impl TypeCache {
     /// arrives while it is in flight (and remembered). A caller waits for another's look-up at
     /// most until `deadline`, then fails with `timed_out()`. A failed look-up is not shared:
     /// each waiter then looks up itself.
-    pub async fn describe_once<E, T, F, Fut>(
+    pub(crate) async fn describe_once<E, T, F, Fut>(
         &self,
         gateways: &[String],
         access_id: &str,
@@ -84,22 +84,15 @@ impl TypeCache {
         self.types.get(&TypeKey::new(gateways, access_id, item))
     }
 
+    #[cfg(test)]
     pub fn insert(&self, gateways: &[String], access_id: &str, item: &str, t: ItemType) {
         self.types
             .insert(TypeKey::new(gateways, access_id, item), t);
     }
 
     /// Forgets the type of `item` (the backend disagreed with it).
-    pub fn forget(&self, gateways: &[String], access_id: &str, item: &str) {
+    pub(crate) fn forget(&self, gateways: &[String], access_id: &str, item: &str) {
         self.types.remove(&TypeKey::new(gateways, access_id, item));
-    }
-
-    pub fn len(&self) -> usize {
-        self.types.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.types.is_empty()
     }
 }
 

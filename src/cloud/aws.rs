@@ -18,12 +18,12 @@ use super::sigv4;
 use crate::secret::{ExposeSecret, SecretString};
 
 /// The body of the signed request.
-pub const GET_CALLER_IDENTITY_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
-pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
+pub(crate) const GET_CALLER_IDENTITY_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
+pub(crate) const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
 /// AWS credentials. `Debug` shows only the access key ID.
 #[derive(Clone)]
-pub struct AwsCredentials {
+pub(crate) struct AwsCredentials {
     pub access_key_id: String,
     pub secret_access_key: SecretString,
     pub session_token: Option<SecretString>,
@@ -40,7 +40,7 @@ impl std::fmt::Debug for AwsCredentials {
 impl AwsCredentials {
     /// The provider's own credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
     /// (optionally) `AWS_SESSION_TOKEN`.
-    pub fn from_env() -> Result<AwsCredentials, String> {
+    pub(crate) fn from_env() -> Result<AwsCredentials, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let (Some(access_key_id), Some(secret)) =
             (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
@@ -60,7 +60,7 @@ impl AwsCredentials {
 }
 
 /// The regional STS endpoint (`amazonaws.com.cn` in China), with a trailing slash.
-pub fn sts_url(region: &str) -> String {
+pub(crate) fn sts_url(region: &str) -> String {
     let suffix = if region.starts_with("cn-") {
         "amazonaws.com.cn"
     } else {
@@ -70,14 +70,18 @@ pub fn sts_url(region: &str) -> String {
 }
 
 /// `YYYYMMDD'T'HHMMSS'Z'` in UTC.
-pub fn amz_date(t: SystemTime) -> String {
+pub(crate) fn amz_date(t: SystemTime) -> String {
     crate::timefmt::rfc3339(t)
         .unwrap_or_default()
         .replace(['-', ':'], "")
 }
 
 /// Builds Akeyless's `cloud-id` for `credentials`: a signed, unsent `GetCallerIdentity`.
-pub fn cloud_id(credentials: &AwsCredentials, region: &str, now: SystemTime) -> SecretString {
+pub(crate) fn cloud_id(
+    credentials: &AwsCredentials,
+    region: &str,
+    now: SystemTime,
+) -> SecretString {
     let url = sts_url(region);
     let host = url
         .trim_start_matches("https://")
@@ -132,7 +136,7 @@ pub fn cloud_id(credentials: &AwsCredentials, region: &str, now: SystemTime) -> 
 
 /// Why getting AWS credentials for the pod failed (never quotes a token or key).
 #[derive(Debug, thiserror::Error)]
-pub enum AwsError {
+pub(crate) enum AwsError {
     #[error(
         "AWS STS at {endpoint} refused AssumeRoleWithWebIdentity for role {role_arn} ({status} {code}: {message}); check the role's trust policy: it must trust this cluster's OIDC provider and the pod's service account (sub system:serviceaccount:<namespace>:<name>) and audience"
     )]
@@ -159,7 +163,7 @@ fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
 }
 
 /// A `RoleSessionName` (`[\w+=,.@-]{2,64}`) naming the pod.
-pub fn session_name(namespace: Option<&str>, pod: Option<&str>) -> String {
+pub(crate) fn session_name(namespace: Option<&str>, pod: Option<&str>) -> String {
     let raw = format!(
         "akeyless-csi-{}-{}",
         namespace.unwrap_or("unknown"),
@@ -181,7 +185,7 @@ pub fn session_name(namespace: Option<&str>, pod: Option<&str>) -> String {
 
 /// STS `AssumeRoleWithWebIdentity` (an unsigned call): the pod's token for temporary
 /// credentials of `role_arn`.
-pub async fn assume_role_with_web_identity(
+pub(crate) async fn assume_role_with_web_identity(
     http: &reqwest::Client,
     endpoint: &str,
     role_arn: &str,

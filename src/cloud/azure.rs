@@ -9,10 +9,6 @@ use serde::Deserialize;
 use crate::secret::{ExposeSecret, SecretString};
 use crate::spec::AzureWorkloadIdentity;
 
-/// The resource Akeyless expects the Azure token for, in the public cloud (other clouds:
-/// the `arm_scope` of [`AzureWorkloadIdentity::cloud`], chosen by `akeylessAzureCloud`).
-pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
-
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: SecretString,
@@ -28,7 +24,7 @@ struct ErrorResponse {
 
 /// Why the exchange failed, in words a user can act on (never a token).
 #[derive(Debug, thiserror::Error)]
-pub enum AzureError {
+pub(crate) enum AzureError {
     #[error(
         "Azure AD at {authority} refused the pod's token ({status}: {error}); check that the service account's federated credential on app {client_id} matches this pod's namespace and service account, and that the CSIDriver requests the audience api://AzureADTokenExchange"
     )]
@@ -45,7 +41,7 @@ pub enum AzureError {
 }
 
 /// Exchanges the pod's token for an ARM access token and returns Akeyless's `cloud-id`.
-pub async fn cloud_id(
+pub(crate) async fn cloud_id(
     http: &reqwest::Client,
     identity: &AzureWorkloadIdentity,
     pod_token: &SecretString,
@@ -119,16 +115,16 @@ fn cloud_id_of(body: &[u8]) -> Option<SecretString> {
 }
 
 /// Where Azure's Instance Metadata Service answers on every Azure VM.
-pub const DEFAULT_IMDS_URL: &str = "http://169.254.169.254";
+pub(crate) const DEFAULT_IMDS_URL: &str = "http://169.254.169.254";
 /// The resource the node's token is asked for unless the operator says otherwise
 /// (`--azure-imds-resource`): Azure Resource Manager, what Akeyless's `azure_ad` auth expects.
-pub const DEFAULT_IMDS_RESOURCE: &str = "https://management.azure.com/";
+pub(crate) const DEFAULT_IMDS_RESOURCE: &str = "https://management.azure.com/";
 /// The IMDS API version of the managed identity token endpoint.
-pub const IMDS_API_VERSION: &str = "2018-02-01";
+pub(crate) const IMDS_API_VERSION: &str = "2018-02-01";
 
 /// Which of the node's managed identities IMDS answers for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NodeIdentity {
+pub(crate) enum NodeIdentity {
     /// The VM's only identity (its system-assigned one, or its only user-assigned one).
     Default,
     /// A user-assigned identity by object (principal) ID: the SPC's `akeylessAzureObjectID`.
@@ -139,7 +135,7 @@ pub enum NodeIdentity {
 
 /// The node's identity settings, set only by the operator (`--azure-provider-identity`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImdsSettings {
+pub(crate) struct ImdsSettings {
     /// IMDS's base URL (`--azure-imds-url`).
     pub url: String,
     /// The resource the token is for (`--azure-imds-resource`).
@@ -164,7 +160,7 @@ impl ImdsSettings {
 }
 
 /// `{base}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=…[&object_id=…|&client_id=…]`.
-pub fn imds_token_url(
+pub(crate) fn imds_token_url(
     base: &str,
     resource: &str,
     identity: &NodeIdentity,
@@ -192,7 +188,7 @@ pub fn imds_token_url(
 
 /// Why the node's token could not be had (never a token).
 #[derive(Debug, thiserror::Error)]
-pub enum ImdsError {
+pub(crate) enum ImdsError {
     #[error(
         "Azure IMDS at {url} refused a token of the node's managed identity{which} for {resource} ({status}: {error}); check that the identity is assigned to the node (VM or scale set), or choose another with akeylessAzureObjectID or --azure-imds-client-id"
     )]
@@ -211,7 +207,7 @@ pub enum ImdsError {
 
 /// As the node: asks IMDS for a token of the node's managed identity for the operator's
 /// resource and returns Akeyless's `cloud-id` (base64 of the access token).
-pub async fn node_cloud_id(
+pub(crate) async fn node_cloud_id(
     http: &reqwest::Client,
     settings: &ImdsSettings,
     object_id: Option<&str>,
@@ -247,6 +243,11 @@ pub async fn node_cloud_id(
     }
     cloud_id_of(&bytes).ok_or(ImdsError::BadResponse { url: base })
 }
+
+/// The resource Akeyless expects the Azure token for, in the public cloud (other clouds:
+/// the `arm_scope` of [`AzureWorkloadIdentity::cloud`], chosen by `akeylessAzureCloud`).
+#[cfg(test)]
+pub(crate) const ARM_SCOPE: &str = "https://management.azure.com/.default";
 
 #[cfg(test)]
 mod tests {

@@ -22,27 +22,27 @@ use crate::spec::GcpWorkloadIdentity;
 
 /// The metadata server's ID-token endpoint of the instance's default service account
 /// (asked with `audience` and `format=full`, header `Metadata-Flavor: Google`).
-pub const METADATA_IDENTITY_PATH: &str =
+pub(crate) const METADATA_IDENTITY_PATH: &str =
     "/computeMetadata/v1/instance/service-accounts/default/identity";
 
 /// Where the metadata server answers inside GCP.
-pub const DEFAULT_METADATA_URL: &str = "http://metadata.google.internal";
+pub(crate) const DEFAULT_METADATA_URL: &str = "http://metadata.google.internal";
 /// Google's Security Token Service.
-pub const DEFAULT_STS_URL: &str = "https://sts.googleapis.com";
+pub(crate) const DEFAULT_STS_URL: &str = "https://sts.googleapis.com";
 /// Google's IAM Service Account Credentials API.
-pub const DEFAULT_IAM_CREDENTIALS_URL: &str = "https://iamcredentials.googleapis.com";
+pub(crate) const DEFAULT_IAM_CREDENTIALS_URL: &str = "https://iamcredentials.googleapis.com";
 /// RFC 8693 token exchange.
-pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub(crate) const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// The pod's token is a JWT.
-pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub(crate) const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 /// STS issues an OAuth access token.
-pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub(crate) const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// The scope IAM Credentials needs.
-pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+pub(crate) const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 /// Where the per-pod exchange talks to Google (flags, so tests can point them elsewhere).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GoogleEndpoints {
+pub(crate) struct GoogleEndpoints {
     pub sts: String,
     pub iam_credentials: String,
 }
@@ -58,7 +58,7 @@ impl Default for GoogleEndpoints {
 
 /// Why the per-pod exchange failed, in words a user can act on (never a token).
 #[derive(Debug, thiserror::Error)]
-pub enum WorkloadIdentityError {
+pub(crate) enum WorkloadIdentityError {
     #[error(
         "Google STS at {url} refused the pod's token for workload identity provider {provider:?} ({status}: {error}); check that the provider trusts this cluster's service-account issuer and accepts the pod token's audience {audience:?} (set akeylessTokenAudience and the CSIDriver tokenRequests to the audience it accepts)"
     )]
@@ -93,7 +93,7 @@ pub enum WorkloadIdentityError {
 }
 
 /// The form body of the STS token exchange (it holds the pod's token, so it is secret).
-pub fn sts_request_body(provider: &str, pod_token: &SecretString) -> SecretString {
+pub(crate) fn sts_request_body(provider: &str, pod_token: &SecretString) -> SecretString {
     SecretString::from(
         url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", TOKEN_EXCHANGE_GRANT)
@@ -114,7 +114,7 @@ struct StsResponse {
 }
 
 /// The federated access token of an STS answer (`Err`: what is wrong, never the content).
-pub fn parse_sts_response(body: &[u8]) -> Result<SecretString, &'static str> {
+pub(crate) fn parse_sts_response(body: &[u8]) -> Result<SecretString, &'static str> {
     let answer: StsResponse =
         serde_json::from_slice(body).map_err(|_| "no access_token in the answer")?;
     if answer.access_token.expose_secret().is_empty() {
@@ -128,7 +128,10 @@ pub fn parse_sts_response(body: &[u8]) -> Result<SecretString, &'static str> {
 }
 
 /// `{base}/v1/projects/-/serviceAccounts/{email}:generateIdToken`.
-pub fn generate_id_token_url(base: &str, service_account: &str) -> Result<url::Url, &'static str> {
+pub(crate) fn generate_id_token_url(
+    base: &str,
+    service_account: &str,
+) -> Result<url::Url, &'static str> {
     let mut url = url::Url::parse(base.trim_end_matches('/')).map_err(|_| "not a URL")?;
     url.path_segments_mut()
         .map_err(|_| "not a base URL")?
@@ -139,7 +142,7 @@ pub fn generate_id_token_url(base: &str, service_account: &str) -> Result<url::U
 }
 
 /// The JSON body of `generateIdToken`.
-pub fn generate_id_token_body(audience: &str) -> serde_json::Value {
+pub(crate) fn generate_id_token_body(audience: &str) -> serde_json::Value {
     serde_json::json!({"audience": audience, "includeEmail": true})
 }
 
@@ -149,7 +152,7 @@ struct IdTokenResponse {
 }
 
 /// The ID token of a `generateIdToken` answer; it must look like a JWT.
-pub fn parse_id_token_response(body: &[u8]) -> Result<SecretString, &'static str> {
+pub(crate) fn parse_id_token_response(body: &[u8]) -> Result<SecretString, &'static str> {
     let answer: IdTokenResponse =
         serde_json::from_slice(body).map_err(|_| "no token in the answer")?;
     if answer.token.expose_secret().split('.').count() != 3 {
@@ -160,7 +163,7 @@ pub fn parse_id_token_response(body: &[u8]) -> Result<SecretString, &'static str
 
 /// A Google error body, scrubbed: STS answers `{"error": "invalid_grant", "error_description":
 /// …}`, Google APIs `{"error": {"code", "message", "status"}}`.
-pub fn google_error(body: &[u8]) -> String {
+pub(crate) fn google_error(body: &[u8]) -> String {
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
         return "no error description".into();
     };
@@ -192,7 +195,7 @@ pub fn google_error(body: &[u8]) -> String {
 
 /// As the pod: the pod's token → Google STS → federated access token → IAM Credentials
 /// `generateIdToken` of the Google service account for `audience` → Akeyless's `cloud-id`.
-pub async fn pod_cloud_id(
+pub(crate) async fn pod_cloud_id(
     http: &reqwest::Client,
     endpoints: &GoogleEndpoints,
     identity: &GcpWorkloadIdentity,
@@ -200,15 +203,22 @@ pub async fn pod_cloud_id(
     audience: &str,
     pod_token: &SecretString,
 ) -> Result<SecretString, WorkloadIdentityError> {
+    let access_token = sts_exchange(http, endpoints, identity, token_audience, pod_token).await?;
+    let id_token = generate_id_token(http, endpoints, identity, audience, &access_token).await?;
+    Ok(SecretString::from(
+        base64::engine::general_purpose::STANDARD.encode(id_token.expose_secret()),
+    ))
+}
+
+/// Google STS: the pod's token for a federated access token.
+async fn sts_exchange(
+    http: &reqwest::Client,
+    endpoints: &GoogleEndpoints,
+    identity: &GcpWorkloadIdentity,
+    token_audience: &str,
+    pod_token: &SecretString,
+) -> Result<SecretString, WorkloadIdentityError> {
     let sts_base = endpoints.sts.trim_end_matches('/').to_string();
-    let unreachable = |what: &'static str, url: &str| {
-        let url = url.to_string();
-        move |e: reqwest::Error| WorkloadIdentityError::Unreachable {
-            what,
-            url,
-            detail: e.without_url().to_string(),
-        }
-    };
     let response = http
         .post(format!("{sts_base}/v1/token"))
         .header(
@@ -241,13 +251,22 @@ pub async fn pod_cloud_id(
             error: google_error(&body),
         });
     }
-    let access_token =
-        parse_sts_response(&body).map_err(|detail| WorkloadIdentityError::BadResponse {
-            what: "STS",
-            url: sts_base.clone(),
-            detail,
-        })?;
+    parse_sts_response(&body).map_err(|detail| WorkloadIdentityError::BadResponse {
+        what: "STS",
+        url: sts_base.clone(),
+        detail,
+    })
+}
 
+/// IAM Credentials `generateIdToken`: an ID token of the Google service account for `audience`,
+/// with the federated access token.
+async fn generate_id_token(
+    http: &reqwest::Client,
+    endpoints: &GoogleEndpoints,
+    identity: &GcpWorkloadIdentity,
+    audience: &str,
+    access_token: &SecretString,
+) -> Result<SecretString, WorkloadIdentityError> {
     let iam_base = endpoints.iam_credentials.trim_end_matches('/').to_string();
     let url = generate_id_token_url(&iam_base, &identity.service_account).map_err(|detail| {
         WorkloadIdentityError::BadResponse {
@@ -280,15 +299,24 @@ pub async fn pod_cloud_id(
             error: google_error(&body),
         });
     }
-    let id_token =
-        parse_id_token_response(&body).map_err(|detail| WorkloadIdentityError::BadResponse {
-            what: "IAM Credentials",
-            url: iam_base,
-            detail,
-        })?;
-    Ok(SecretString::from(
-        base64::engine::general_purpose::STANDARD.encode(id_token.expose_secret()),
-    ))
+    parse_id_token_response(&body).map_err(|detail| WorkloadIdentityError::BadResponse {
+        what: "IAM Credentials",
+        url: iam_base,
+        detail,
+    })
+}
+
+/// A failed request to `url` (`what`: STS or IAM Credentials).
+fn unreachable(
+    what: &'static str,
+    url: &str,
+) -> impl FnOnce(reqwest::Error) -> WorkloadIdentityError {
+    let url = url.to_string();
+    move |e: reqwest::Error| WorkloadIdentityError::Unreachable {
+        what,
+        url,
+        detail: e.without_url().to_string(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

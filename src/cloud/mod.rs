@@ -13,7 +13,7 @@ use clap::Args;
 /// Largest answer read from a cloud token service (their tokens are a few kilobytes). Some of
 /// these hosts are chosen by an SPC (e.g. `akeylessAzureAuthorityHost`), so nothing is
 /// buffered without bound.
-pub const MAX_CLOUD_RESPONSE_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_CLOUD_RESPONSE_BYTES: usize = 256 * 1024;
 
 /// Reads a cloud service's answer; a larger one than [`MAX_CLOUD_RESPONSE_BYTES`] is refused.
 /// The error is a transport detail (no body content).
@@ -110,7 +110,7 @@ impl Default for CloudArgs {
 
 /// The cloud settings of the running provider.
 #[derive(Clone, Debug, Default)]
-pub struct CloudOptions {
+pub(crate) struct CloudOptions {
     /// `None`: the regional STS endpoint.
     pub aws_sts_endpoint: Option<String>,
     /// The provider's own AWS credentials, only when opted in.
@@ -125,7 +125,7 @@ pub struct CloudOptions {
 
 impl CloudArgs {
     /// Validates the flags and reads opted-in credentials; logs every opt-in.
-    pub fn options(&self) -> Result<CloudOptions, String> {
+    pub(crate) fn options(&self) -> Result<CloudOptions, String> {
         let aws_sts_endpoint = match &self.aws_sts_endpoint {
             Some(url) => Some(
                 crate::spec::normalize_gateway_url(url)

@@ -81,7 +81,7 @@ impl Answer {
         }
     }
 
-    pub fn into_result(self) -> Result<serde_json::Value, Failure> {
+    pub(crate) fn into_result(self) -> Result<serde_json::Value, Failure> {
         match self {
             Answer::Value(v) => Ok(v),
             Answer::Failure(f) => Err(f),

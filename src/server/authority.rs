@@ -33,7 +33,7 @@ const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
 /// Largest header block (HEADERS plus CONTINUATIONs) accepted; far above any Mount request.
-pub const MAX_HEADER_BLOCK: usize = 256 * 1024;
+pub(crate) const MAX_HEADER_BLOCK: usize = 256 * 1024;
 /// Frames written towards the server carry at most this much: HTTP/2's minimum (and h2's
 /// default) SETTINGS_MAX_FRAME_SIZE.
 const MAX_OUT_FRAME: usize = 16_384;
@@ -62,7 +62,7 @@ struct Block {
 }
 
 /// A connection whose client-to-server header blocks have `:authority` literals renamed.
-pub struct AuthorityFix<T> {
+pub(crate) struct AuthorityFix<T> {
     inner: T,
     state: State,
     input: Vec<u8>,
@@ -105,75 +105,81 @@ impl<T> AuthorityFix<T> {
                     };
                 }
                 State::Frames { passthrough, block } => {
-                    if *passthrough > 0 {
-                        let n = (*passthrough).min(self.input.len());
-                        if n == 0 {
-                            return Ok(());
-                        }
-                        self.output.extend(self.input.drain(..n));
-                        *passthrough = passthrough.saturating_sub(n);
-                        continue;
-                    }
-                    let Some(&[l0, l1, l2, ty, flags, s0, s1, s2, s3]) =
-                        self.input.first_chunk::<FRAME_HEADER>()
-                    else {
+                    if !frames(&mut self.input, &mut self.output, passthrough, block)? {
                         return Ok(());
-                    };
-                    let len = (usize::from(l0) << 16) | (usize::from(l1) << 8) | usize::from(l2);
-                    let stream_id = u32::from_be_bytes([s0, s1, s2, s3]) & 0x7fff_ffff;
-                    // ≤ 2^24 + 9: no overflow.
-                    let frame_end = FRAME_HEADER.saturating_add(len);
-                    match ty {
-                        HEADERS | CONTINUATION => {
-                            if len > MAX_HEADER_BLOCK {
-                                return Err(bad("header frame larger than the provider accepts"));
-                            }
-                            if self.input.len() < frame_end {
-                                return Ok(());
-                            }
-                            let payload: Vec<u8> =
-                                self.input.drain(..frame_end).skip(FRAME_HEADER).collect();
-                            let done = flags & END_HEADERS != 0;
-                            let current = match (ty, block.take()) {
-                                (HEADERS, None) => Block {
-                                    stream_id,
-                                    end_stream: flags & END_STREAM != 0,
-                                    fragment: header_fragment(&payload, flags)?.to_vec(),
-                                },
-                                (CONTINUATION, Some(mut open)) if open.stream_id == stream_id => {
-                                    open.fragment.extend_from_slice(&payload);
-                                    open
-                                }
-                                _ => return Err(bad("header block interrupted")),
-                            };
-                            if current.fragment.len() > MAX_HEADER_BLOCK {
-                                return Err(bad("header block larger than the provider accepts"));
-                            }
-                            if done {
-                                let rewritten = rename_authority(&current.fragment)?;
-                                write_header_frames(
-                                    &mut self.output,
-                                    current.stream_id,
-                                    current.end_stream,
-                                    &rewritten,
-                                );
-                            } else {
-                                *block = Some(current);
-                            }
-                        }
-                        PUSH_PROMISE => return Err(bad("PUSH_PROMISE from a client")),
-                        _ => {
-                            if block.is_some() {
-                                return Err(bad("header block interrupted"));
-                            }
-                            self.output.extend(self.input.drain(..FRAME_HEADER));
-                            *passthrough = len;
-                        }
                     }
                 }
             }
         }
     }
+}
+
+/// Moves what can be processed of the frames in `input` to `output`, up to one frame. `Ok(false)`:
+/// `input` needs more bytes first.
+fn frames(
+    input: &mut Vec<u8>,
+    output: &mut Vec<u8>,
+    passthrough: &mut usize,
+    block: &mut Option<Block>,
+) -> io::Result<bool> {
+    if *passthrough > 0 {
+        let n = (*passthrough).min(input.len());
+        if n == 0 {
+            return Ok(false);
+        }
+        output.extend(input.drain(..n));
+        *passthrough = passthrough.saturating_sub(n);
+        return Ok(true);
+    }
+    let Some(&[l0, l1, l2, ty, flags, s0, s1, s2, s3]) = input.first_chunk::<FRAME_HEADER>() else {
+        return Ok(false);
+    };
+    let len = (usize::from(l0) << 16) | (usize::from(l1) << 8) | usize::from(l2);
+    let stream_id = u32::from_be_bytes([s0, s1, s2, s3]) & 0x7fff_ffff;
+    // ≤ 2^24 + 9: no overflow.
+    let frame_end = FRAME_HEADER.saturating_add(len);
+    match ty {
+        HEADERS | CONTINUATION => {
+            if len > MAX_HEADER_BLOCK {
+                return Err(bad("header frame larger than the provider accepts"));
+            }
+            if input.len() < frame_end {
+                return Ok(false);
+            }
+            let payload: Vec<u8> = input.drain(..frame_end).skip(FRAME_HEADER).collect();
+            let done = flags & END_HEADERS != 0;
+            let current = match (ty, block.take()) {
+                (HEADERS, None) => Block {
+                    stream_id,
+                    end_stream: flags & END_STREAM != 0,
+                    fragment: header_fragment(&payload, flags)?.to_vec(),
+                },
+                (CONTINUATION, Some(mut open)) if open.stream_id == stream_id => {
+                    open.fragment.extend_from_slice(&payload);
+                    open
+                }
+                _ => return Err(bad("header block interrupted")),
+            };
+            if current.fragment.len() > MAX_HEADER_BLOCK {
+                return Err(bad("header block larger than the provider accepts"));
+            }
+            if done {
+                let rewritten = rename_authority(&current.fragment)?;
+                write_header_frames(output, current.stream_id, current.end_stream, &rewritten);
+            } else {
+                *block = Some(current);
+            }
+        }
+        PUSH_PROMISE => return Err(bad("PUSH_PROMISE from a client")),
+        _ => {
+            if block.is_some() {
+                return Err(bad("header block interrupted"));
+            }
+            output.extend(input.drain(..FRAME_HEADER));
+            *passthrough = len;
+        }
+    }
+    Ok(true)
 }
 
 fn bad(what: &str) -> io::Error {
@@ -335,7 +341,7 @@ fn fields(block: &[u8]) -> io::Result<Vec<Field>> {
 /// unless a pseudo-header follows it in the block: pseudo-headers must precede every regular
 /// field, and gRPC-Go sends `:authority` last of them (h2's own client does not, but its
 /// authority is valid).
-pub fn rename_authority(block: &[u8]) -> io::Result<Vec<u8>> {
+pub(crate) fn rename_authority(block: &[u8]) -> io::Result<Vec<u8>> {
     let fields = fields(block)?;
     let mut out = Vec::with_capacity(block.len().saturating_add(16));
     for (i, f) in fields.iter().enumerate() {

@@ -27,10 +27,11 @@ use crate::secret::ExposeSecret;
 use crate::telemetry::Metrics;
 
 pub use authority::rewrite_client_bytes;
-pub use socket::{bind_socket, check_socket_dir, unix_channel};
+pub use socket::bind_socket;
+pub(crate) use socket::{check_socket_dir, unix_channel};
 
-pub const RUNTIME_NAME: &str = "akeyless-csi-provider";
-pub const PROTOCOL_VERSION: &str = "v1alpha1";
+pub(crate) const RUNTIME_NAME: &str = "akeyless-csi-provider";
+pub(crate) const PROTOCOL_VERSION: &str = "v1alpha1";
 
 /// The provider's gRPC service.
 pub struct ProviderService {
@@ -46,7 +47,7 @@ pub struct ProviderService {
 }
 
 /// Default of `--max-concurrent-mounts`.
-pub const DEFAULT_MAX_CONCURRENT_MOUNTS: usize = 256;
+pub(crate) const DEFAULT_MAX_CONCURRENT_MOUNTS: usize = 256;
 
 impl ProviderService {
     /// A service recording into its own [`Metrics`]; see [`ProviderService::with_metrics`].
@@ -62,13 +63,13 @@ impl ProviderService {
 
     /// Records mount metrics into `metrics` (the registry `/metrics` serves).
     /// At most `n` mounts run at once; the rest queue within their deadline.
-    pub fn with_max_concurrent_mounts(mut self, n: usize) -> Self {
+    pub(crate) fn with_max_concurrent_mounts(mut self, n: usize) -> Self {
         self.max_concurrent_mounts = n.max(1);
         self.mount_slots = Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_mounts));
         self
     }
 
-    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+    pub(crate) fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
         self
     }
@@ -77,7 +78,7 @@ impl ProviderService {
         &self.metrics
     }
 
-    pub fn into_server(self) -> CsiDriverProviderServer<Self> {
+    pub(crate) fn into_server(self) -> CsiDriverProviderServer<Self> {
         CsiDriverProviderServer::new(self)
     }
 }
@@ -96,6 +97,46 @@ fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     })
+}
+
+#[tonic::async_trait]
+impl CsiDriverProvider for ProviderService {
+    async fn version(
+        &self,
+        _request: Request<proto::VersionRequest>,
+    ) -> Result<Response<proto::VersionResponse>, Status> {
+        Ok(Response::new(proto::VersionResponse {
+            version: PROTOCOL_VERSION.into(),
+            runtime_name: RUNTIME_NAME.into(),
+            runtime_version: env!("CARGO_PKG_VERSION").into(),
+        }))
+    }
+
+    /// Decodes, runs the pipeline under the caller's deadline, and encodes the answer.
+    async fn mount(
+        &self,
+        request: Request<proto::MountRequest>,
+    ) -> Result<Response<proto::MountResponse>, Status> {
+        let started = Instant::now();
+        let _in_flight = self.metrics.mount_started();
+        let budget = grpc_timeout(request.metadata())
+            .map_or(self.mount_timeout, |t| t.min(self.mount_timeout))
+            // Leave a little time to send the answer before the caller gives up.
+            .saturating_sub(Duration::from_millis(200));
+        let decoded = MountRequest::decode(&request.into_inner());
+        let log = MountLog::of(&decoded);
+        let result = match decoded {
+            Err(e) => Err(MountError::from(e)),
+            Ok(req) => self.run_mount(&req, budget).await,
+        };
+        let elapsed = started.elapsed();
+        self.metrics
+            .mount_finished(result.as_ref().err().map(|e| e.code), elapsed);
+        log.record(&result, elapsed);
+        result
+            .map(|rendered| Response::new(encode(rendered)))
+            .map_err(|e| e.to_status())
+    }
 }
 
 impl ProviderService {
@@ -148,32 +189,18 @@ impl ProviderService {
     }
 }
 
-#[tonic::async_trait]
-impl CsiDriverProvider for ProviderService {
-    async fn version(
-        &self,
-        _request: Request<proto::VersionRequest>,
-    ) -> Result<Response<proto::VersionResponse>, Status> {
-        Ok(Response::new(proto::VersionResponse {
-            version: PROTOCOL_VERSION.into(),
-            runtime_name: RUNTIME_NAME.into(),
-            runtime_version: env!("CARGO_PKG_VERSION").into(),
-        }))
-    }
+/// What the log line of a mount names: the pod, the SPC and, for a failed mount, how many
+/// objects the SPC lists.
+struct MountLog {
+    pod_ns: Option<String>,
+    pod_name: Option<String>,
+    spc: Option<String>,
+    listed_objects: Option<usize>,
+}
 
-    async fn mount(
-        &self,
-        request: Request<proto::MountRequest>,
-    ) -> Result<Response<proto::MountResponse>, Status> {
-        let started = Instant::now();
-        let _in_flight = self.metrics.mount_started();
-        let budget = grpc_timeout(request.metadata())
-            .map_or(self.mount_timeout, |t| t.min(self.mount_timeout))
-            // Leave a little time to send the answer before the caller gives up.
-            .saturating_sub(Duration::from_millis(200));
-        let wire = request.into_inner();
-        let decoded = MountRequest::decode(&wire);
-        let (pod_ns, pod_name) = match &decoded {
+impl MountLog {
+    fn of(decoded: &Result<MountRequest, crate::request::RequestError>) -> Self {
+        let (pod_ns, pod_name) = match decoded {
             Ok(r) => (r.pod.namespace.clone(), r.pod.name.clone()),
             Err(_) => (None, None),
         };
@@ -187,15 +214,17 @@ impl CsiDriverProvider for ProviderService {
             .as_ref()
             .ok()
             .and_then(|r| crate::spec::listed_objects(r.parameters.get("objects")?));
+        MountLog {
+            pod_ns,
+            pod_name,
+            spc,
+            listed_objects,
+        }
+    }
 
-        let result = match decoded {
-            Err(e) => Err(MountError::from(e)),
-            Ok(req) => self.run_mount(&req, budget).await,
-        };
-        let elapsed = started.elapsed();
+    fn record(&self, result: &Result<Rendered, MountError>, elapsed: Duration) {
+        let (pod_ns, pod_name, spc) = (&self.pod_ns, &self.pod_name, &self.spc);
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
-        self.metrics
-            .mount_finished(result.as_ref().err().map(|e| e.code), elapsed);
         match result {
             Ok(rendered) => {
                 tracing::info!(
@@ -208,42 +237,45 @@ impl CsiDriverProvider for ProviderService {
                     result = "ok",
                     "mount"
                 );
-                Ok(Response::new(proto::MountResponse {
-                    object_version: rendered
-                        .versions
-                        .into_iter()
-                        .map(|v| proto::ObjectVersion {
-                            id: v.id,
-                            version: v.version,
-                        })
-                        .collect(),
-                    error: None,
-                    files: rendered
-                        .files
-                        .into_iter()
-                        .map(|f| proto::File {
-                            path: f.path,
-                            mode: f.mode as i32,
-                            contents: f.contents.expose_secret().clone(),
-                        })
-                        .collect(),
-                }))
             }
             Err(e) => {
                 tracing::warn!(
                     pod_namespace = pod_ns.as_deref().unwrap_or(""),
                     pod_name = pod_name.as_deref().unwrap_or(""),
                     spc = spc.as_deref().unwrap_or(""),
-                    objects = listed_objects,
+                    objects = self.listed_objects,
                     duration_ms = elapsed_ms,
                     result = "error",
                     code = e.code.as_str(),
                     error = %e.message,
                     "mount"
                 );
-                Err(e.to_status())
             }
         }
+    }
+}
+
+/// The driver's answer: every object's version and every file.
+fn encode(rendered: Rendered) -> proto::MountResponse {
+    proto::MountResponse {
+        object_version: rendered
+            .versions
+            .into_iter()
+            .map(|v| proto::ObjectVersion {
+                id: v.id,
+                version: v.version,
+            })
+            .collect(),
+        error: None,
+        files: rendered
+            .files
+            .into_iter()
+            .map(|f| proto::File {
+                path: f.path,
+                mode: f.mode as i32,
+                contents: f.contents.expose_secret().clone(),
+            })
+            .collect(),
     }
 }
 
@@ -256,7 +288,7 @@ impl Readiness {
         self.0.store(ready, Ordering::SeqCst);
     }
 
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
 }

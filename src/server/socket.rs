@@ -10,7 +10,7 @@ use tokio::net::UnixListener;
 /// Refuses a socket directory that anyone may write to: whoever can write there could replace
 /// the socket and receive every mount (credentials and tokens included). `allow` overrides it,
 /// for setups that really need such a directory.
-pub fn check_socket_dir(path: &Path, allow: bool) -> io::Result<()> {
+pub(crate) fn check_socket_dir(path: &Path, allow: bool) -> io::Result<()> {
     let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(());
     };
@@ -34,7 +34,7 @@ pub fn check_socket_dir(path: &Path, allow: bool) -> io::Result<()> {
 
 /// A gRPC channel to the provider's socket at `socket` (as the driver dials it). The URI is
 /// required by the API but unused: the connector always dials the socket.
-pub async fn unix_channel(
+pub(crate) async fn unix_channel(
     socket: &Path,
 ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     let socket = socket.to_path_buf();

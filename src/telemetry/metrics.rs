@@ -21,10 +21,10 @@ use prometheus_client::registry::Registry;
 use crate::error::ErrorCode;
 
 /// Prefix of every metric name.
-pub const PREFIX: &str = "akeyless_csi_provider";
+pub(crate) const PREFIX: &str = "akeyless_csi_provider";
 
 /// The `Content-Type` of [`Metrics::encode`]'s output.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Buckets of the mount duration (seconds): 10 ms to kubelet's 2-minute CSI timeout.
 const MOUNT_BUCKETS: &[f64] = &[
@@ -37,7 +37,7 @@ const BACKEND_BUCKETS: &[f64] = &[
 ];
 
 /// Non-numeric backend `status` values kept as they are; anything else becomes `other`.
-pub const BACKEND_STATUSES: &[&str] = &[
+pub(crate) const BACKEND_STATUSES: &[&str] = &[
     "ok",
     "connect_error",
     "tls_error",
@@ -100,41 +100,24 @@ fn backend_histogram() -> Histogram {
 
 struct Inner {
     registry: Registry,
+    mount: MountMetrics,
+    backend: BackendMetrics,
+    auth_cache: AuthCacheMetrics,
+    throttle: ThrottleMetrics,
+    // Registered in every build, so /metrics has one shape; recorded only with `sync`.
+    #[cfg_attr(not(feature = "sync"), allow(dead_code))]
+    sync: SyncMetrics,
+}
+
+/// Mounts answered and in progress.
+struct MountMetrics {
     mounts: Family<MountLabels, Counter>,
     mount_duration: HistogramFamily<MountLabels>,
     inflight: Gauge,
-    backend_requests: Family<BackendLabels, Counter>,
-    backend_duration: HistogramFamily<BackendLabels>,
-    auth_cache_hits: Counter,
-    auth_cache_misses: Counter,
-    auth_cache_entries: Gauge<i64, std::sync::atomic::AtomicI64>,
-    retries: Family<OperationLabels, Counter>,
-    gateways_throttled: Gauge<i64, std::sync::atomic::AtomicI64>,
-    gateway_backoff_waits: Counter,
-    sync_reconciles: Family<ResultLabels, Counter>,
-    sync_failures: Family<ReasonLabels, Counter>,
-    sync_last_success: Family<SpcLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
-/// The provider's metrics. Clone it freely; all clones record into the same registry.
-#[derive(Clone)]
-pub struct Metrics(Arc<Inner>);
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Metrics")
-    }
-}
-
-impl Metrics {
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix(PREFIX);
+impl MountMetrics {
+    fn register(registry: &mut Registry) -> Self {
         let mounts = Family::<MountLabels, Counter>::default();
         registry.register(
             "mounts",
@@ -150,37 +133,83 @@ impl Metrics {
         );
         let inflight = Gauge::default();
         registry.register("inflight_mounts", "Mounts in progress", inflight.clone());
-        let backend_requests = Family::<BackendLabels, Counter>::default();
+        MountMetrics {
+            mounts,
+            mount_duration,
+            inflight,
+        }
+    }
+}
+
+/// Akeyless API calls.
+struct BackendMetrics {
+    requests: Family<BackendLabels, Counter>,
+    duration: HistogramFamily<BackendLabels>,
+}
+
+impl BackendMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let requests = Family::<BackendLabels, Counter>::default();
         registry.register(
             "backend_requests",
             "Akeyless API calls, by operation and HTTP status (or connect_error, timeout, …)",
-            backend_requests.clone(),
+            requests.clone(),
         );
-        let backend_duration: HistogramFamily<BackendLabels> =
+        let duration: HistogramFamily<BackendLabels> =
             Family::new_with_constructor(backend_histogram);
         registry.register(
             "backend_request_duration_seconds",
             "Duration of Akeyless API calls, by operation and status",
-            backend_duration.clone(),
+            duration.clone(),
         );
-        let auth_cache_hits = Counter::default();
+        BackendMetrics { requests, duration }
+    }
+}
+
+/// The Akeyless token cache.
+struct AuthCacheMetrics {
+    hits: Counter,
+    misses: Counter,
+    entries: Gauge<i64, std::sync::atomic::AtomicI64>,
+}
+
+impl AuthCacheMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let hits = Counter::default();
         registry.register(
             "auth_cache_hits",
             "Mounts that reused a cached Akeyless token",
-            auth_cache_hits.clone(),
+            hits.clone(),
         );
-        let auth_cache_misses = Counter::default();
+        let misses = Counter::default();
         registry.register(
             "auth_cache_misses",
             "Mounts that had to authenticate to Akeyless",
-            auth_cache_misses.clone(),
+            misses.clone(),
         );
-        let auth_cache_entries = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        let entries = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
         registry.register(
             "auth_cache_entries",
             "Akeyless tokens currently cached",
-            auth_cache_entries.clone(),
+            entries.clone(),
         );
+        AuthCacheMetrics {
+            hits,
+            misses,
+            entries,
+        }
+    }
+}
+
+/// Retries and the gateways' shared backoff.
+struct ThrottleMetrics {
+    retries: Family<OperationLabels, Counter>,
+    gateways_throttled: Gauge<i64, std::sync::atomic::AtomicI64>,
+    gateway_backoff_waits: Counter,
+}
+
+impl ThrottleMetrics {
+    fn register(registry: &mut Registry) -> Self {
         let retries = Family::<OperationLabels, Counter>::default();
         registry.register(
             "retries",
@@ -202,65 +231,111 @@ impl Metrics {
             "Akeyless calls that waited for their gateway's shared backoff instead of sending",
             gateway_backoff_waits.clone(),
         );
-        let sync_reconciles = Family::<ResultLabels, Counter>::default();
+        ThrottleMetrics {
+            retries,
+            gateways_throttled,
+            gateway_backoff_waits,
+        }
+    }
+}
+
+/// The sync controller's reconciles.
+#[cfg_attr(not(feature = "sync"), allow(dead_code))]
+struct SyncMetrics {
+    reconciles: Family<ResultLabels, Counter>,
+    failures: Family<ReasonLabels, Counter>,
+    last_success: Family<SpcLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+}
+
+impl SyncMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let reconciles = Family::<ResultLabels, Counter>::default();
         for result in ["ok", "error"] {
             // Present from the start, so a rate() of errors is 0 rather than absent.
-            let _ = sync_reconciles.get_or_create(&ResultLabels { result });
+            let _ = reconciles.get_or_create(&ResultLabels { result });
         }
         registry.register(
             "sync_reconciles",
             "Secret sync reconciles of a SecretProviderClass, by result",
-            sync_reconciles.clone(),
+            reconciles.clone(),
         );
-        let sync_failures = Family::<ReasonLabels, Counter>::default();
+        let failures = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "sync_failures",
             "Failed sync reconciles, by reason (the Event reason: InvalidSyncConfig, SecretNotOwned, \
              SecretManagedByDriver, TokenRequestFailed, KubernetesAPIError, or the mount error code)",
-            sync_failures.clone(),
+            failures.clone(),
         );
-        let sync_last_success =
-            Family::<SpcLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let last_success = Family::<SpcLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         registry.register(
             "sync_last_success_timestamp_seconds",
             "Unix time of the last successful read of a synced SecretProviderClass (labels empty \
              with --spc-metrics=false: the latest of all)",
-            sync_last_success.clone(),
+            last_success.clone(),
         );
-        let build_info = Family::<BuildLabels, Gauge>::default();
-        build_info
-            .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION"),
-            })
-            .set(1);
-        registry.register("build_info", "Always 1; the version is a label", build_info);
+        SyncMetrics {
+            reconciles,
+            failures,
+            last_success,
+        }
+    }
+}
+
+/// `build_info`: always 1, the version a label.
+fn register_build_info(registry: &mut Registry) {
+    let build_info = Family::<BuildLabels, Gauge>::default();
+    build_info
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION"),
+        })
+        .set(1);
+    registry.register("build_info", "Always 1; the version is a label", build_info);
+}
+
+/// The provider's metrics. Clone it freely; all clones record into the same registry.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        // Registered family by family, in the order /metrics lists them.
+        let mut registry = Registry::with_prefix(PREFIX);
+        let mount = MountMetrics::register(&mut registry);
+        let backend = BackendMetrics::register(&mut registry);
+        let auth_cache = AuthCacheMetrics::register(&mut registry);
+        let throttle = ThrottleMetrics::register(&mut registry);
+        let sync = SyncMetrics::register(&mut registry);
+        register_build_info(&mut registry);
         Metrics(Arc::new(Inner {
             registry,
-            mounts,
-            mount_duration,
-            inflight,
-            backend_requests,
-            backend_duration,
-            auth_cache_hits,
-            auth_cache_misses,
-            auth_cache_entries,
-            retries,
-            gateways_throttled,
-            gateway_backoff_waits,
-            sync_reconciles,
-            sync_failures,
-            sync_last_success,
+            mount,
+            backend,
+            auth_cache,
+            throttle,
+            sync,
         }))
     }
 
     /// Marks a mount as in progress until the guard is dropped.
-    pub fn mount_started(&self) -> InFlightMount {
-        self.0.inflight.inc();
+    pub(crate) fn mount_started(&self) -> InFlightMount {
+        self.0.mount.inflight.inc();
         InFlightMount(self.clone())
     }
 
     /// Records a finished mount: `code` is `None` on success.
-    pub fn mount_finished(&self, code: Option<ErrorCode>, duration: Duration) {
+    pub(crate) fn mount_finished(&self, code: Option<ErrorCode>, duration: Duration) {
         let labels = match code {
             None => MountLabels {
                 result: "ok",
@@ -271,8 +346,9 @@ impl Metrics {
                 code: c.as_str(),
             },
         };
-        self.0.mounts.get_or_create(&labels).inc();
+        self.0.mount.mounts.get_or_create(&labels).inc();
         self.0
+            .mount
             .mount_duration
             .get_or_create(&labels)
             .observe(duration.as_secs_f64());
@@ -281,80 +357,90 @@ impl Metrics {
     /// Records one Akeyless API call. `op` is the endpoint without its slash (`auth`,
     /// `get-secret-value`, …). `status` is the HTTP status (`"200"`, `"429"`) when Akeyless
     /// answered, else one of [`BACKEND_STATUSES`]; anything else is recorded as `other`.
-    pub fn backend_request(&self, op: &'static str, status: &str, duration: Duration) {
+    pub(crate) fn backend_request(&self, op: &'static str, status: &str, duration: Duration) {
         let labels = BackendLabels {
             operation: op,
             status: status_label(status),
         };
-        self.0.backend_requests.get_or_create(&labels).inc();
+        self.0.backend.requests.get_or_create(&labels).inc();
         self.0
-            .backend_duration
+            .backend
+            .duration
             .get_or_create(&labels)
             .observe(duration.as_secs_f64());
     }
 
     /// Records an auth-cache look-up.
-    pub fn auth_cache(&self, hit: bool) {
+    pub(crate) fn auth_cache(&self, hit: bool) {
         if hit {
-            self.0.auth_cache_hits.inc();
+            self.0.auth_cache.hits.inc();
         } else {
-            self.0.auth_cache_misses.inc();
+            self.0.auth_cache.misses.inc();
         }
     }
 
     /// Sets the number of cached Akeyless tokens.
-    pub fn auth_cache_size(&self, entries: usize) {
+    pub(crate) fn auth_cache_size(&self, entries: usize) {
         self.0
-            .auth_cache_entries
+            .auth_cache
+            .entries
             .set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
 
     /// Records a retried Akeyless call (`op` as in [`Metrics::backend_request`]).
     pub fn retry(&self, op: &'static str) {
         self.0
+            .throttle
             .retries
             .get_or_create(&OperationLabels { operation: op })
             .inc();
     }
 
     /// Sets the number of gateways backed off after a 429 or 503.
-    pub fn gateways_throttled(&self, gateways: usize) {
+    pub(crate) fn gateways_throttled(&self, gateways: usize) {
         self.0
+            .throttle
             .gateways_throttled
             .set(i64::try_from(gateways).unwrap_or(i64::MAX));
     }
 
     /// Records an Akeyless call that waited for its gateway's shared backoff.
-    pub fn gateway_backoff_wait(&self) {
-        self.0.gateway_backoff_waits.inc();
+    pub(crate) fn gateway_backoff_wait(&self) {
+        self.0.throttle.gateway_backoff_waits.inc();
     }
 
     /// Records a sync-controller reconcile: `ok` (written or unchanged) or `error`.
-    pub fn sync_reconcile(&self, result: &'static str) {
+    #[cfg_attr(not(feature = "sync"), allow(dead_code))]
+    pub(crate) fn sync_reconcile(&self, result: &'static str) {
         self.0
-            .sync_reconciles
+            .sync
+            .reconciles
             .get_or_create(&ResultLabels { result })
             .inc();
     }
 
     /// Records a failed sync reconcile; `reason` is one of a fixed set.
-    pub fn sync_failure(&self, reason: &'static str) {
+    #[cfg_attr(not(feature = "sync"), allow(dead_code))]
+    pub(crate) fn sync_failure(&self, reason: &'static str) {
         self.0
-            .sync_failures
+            .sync
+            .failures
             .get_or_create(&ReasonLabels { reason })
             .inc();
     }
 
     /// Records a successful read of a synced SPC at `when`: per SPC when `spc` is given, else
     /// in one unlabelled series.
-    pub fn sync_success(&self, spc: Option<(&str, &str)>, when: std::time::SystemTime) {
+    #[cfg_attr(not(feature = "sync"), allow(dead_code))]
+    pub(crate) fn sync_success(&self, spc: Option<(&str, &str)>, when: std::time::SystemTime) {
         let (namespace, name) = spc.unwrap_or_default();
         let seconds = when
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
         self.0
-            .sync_last_success
+            .sync
+            .last_success
             .get_or_create(&SpcLabels {
                 namespace: namespace.to_owned(),
                 name: name.to_owned(),
@@ -363,8 +449,9 @@ impl Metrics {
     }
 
     /// The current number of mounts in progress.
-    pub fn inflight(&self) -> i64 {
-        self.0.inflight.get()
+    #[cfg(test)]
+    pub(crate) fn inflight(&self) -> i64 {
+        self.0.mount.inflight.get()
     }
 
     /// The metrics in the Prometheus text format (0.0.4).
@@ -377,11 +464,11 @@ impl Metrics {
 }
 
 /// Keeps the in-flight gauge raised while a mount runs.
-pub struct InFlightMount(Metrics);
+pub(crate) struct InFlightMount(Metrics);
 
 impl Drop for InFlightMount {
     fn drop(&mut self) {
-        self.0.0.inflight.dec();
+        self.0.0.mount.inflight.dec();
     }
 }
 
