@@ -165,20 +165,7 @@ pub(super) async fn run(args: &BenchArgs) -> Result<(), String> {
     let pid = provider.0.id();
     let idle_rss = rss_kib(pid, "VmRSS:").unwrap_or(0);
 
-    // The Version floor: sequential round trips on one connection.
-    let mut client = driver::connect(&socket).await.map_err(|e| e.to_string())?;
-    let mut version_rtts = Vec::with_capacity(args.version_calls);
-    for _ in 0..args.version_calls {
-        let t = Instant::now();
-        client
-            .version(proto::VersionRequest {
-                version: "v1alpha1".into(),
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        version_rtts.push(t.elapsed());
-    }
-    version_rtts.sort();
+    let version_rtts = version_round_trips(&socket, args.version_calls).await?;
 
     let requests = Arc::new(requests(args, &namespaces, state));
 
@@ -268,4 +255,22 @@ fn requests(
             driver::mount_request("bench", &parameters, &pod, &[("akeyless", &token)], None)
         })
         .collect()
+}
+
+/// The Version floor: `calls` sequential round trips on one connection, sorted.
+async fn version_round_trips(socket: &Path, calls: usize) -> Result<Vec<Duration>, String> {
+    let mut client = driver::connect(socket).await.map_err(|e| e.to_string())?;
+    let mut rtts = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        client
+            .version(proto::VersionRequest {
+                version: "v1alpha1".into(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        rtts.push(t.elapsed());
+    }
+    rtts.sort();
+    Ok(rtts)
 }
