@@ -9,6 +9,7 @@
 //! `spc` and `secret` are pure (parsing, validation, shaping, ownership rules); `reconcile`,
 //! `tokens` and `leader` talk to the API server.
 
+mod context;
 mod leader;
 mod reconcile;
 mod render;
@@ -34,8 +35,8 @@ use kube::runtime::watcher;
 use crate::runtime::{BackendArgs, TelemetryArgs};
 use crate::spec::parse_duration;
 use crate::telemetry;
+use context::{Context, SyncOptions};
 use leader::{ElectionConfig, LeaderElection};
-use reconcile::{Context, SyncOptions};
 
 #[derive(Args, Debug, Clone)]
 pub struct SyncArgs {

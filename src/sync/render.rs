@@ -3,7 +3,7 @@
 
 use futures_util::FutureExt;
 
-use super::reconcile::{Context, SyncError};
+use super::context::{Context, SyncError};
 use super::secret::{self, DesiredSecret};
 use super::spc::{SecretProviderClass, SyncSettings};
 use super::tokens::TokenError;
