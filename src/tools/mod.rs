@@ -2,21 +2,17 @@
 //! `demo` and `bench` commands and the `emulator` subcommand, all around the Akeyless emulator
 //! (the `akeyless-emulator` crate).
 
-#[allow(
+// Load generators and a demo against their own emulator, never on a mount's path: the request-
+// path lints (src/lib.rs) don't apply; the size rules do.
+#![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::panic,
     clippy::arithmetic_side_effects
-)] // load generators: `bench`, `bench --runaway-jq`, `bench --storm`
+)]
+
 pub mod bench;
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic,
-    clippy::arithmetic_side_effects
-)] // the `demo` command, against its own embedded emulator
 pub mod demo;
 
 use crate::cli::EmulatorArgs;
