@@ -70,7 +70,7 @@ use super::util::normalize_name;
 /// the `tokenreview` module); otherwise with the emulator's own signing key.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Seed {
+pub(crate) struct Seed {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_ttl_seconds: Option<u64>,
     #[serde(default)]
@@ -86,7 +86,7 @@ pub struct Seed {
 /// An auth method, tagged by `type`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SeedAuthMethod {
+pub(crate) enum SeedAuthMethod {
     AccessKey {
         access_id: String,
         access_key: String,
@@ -111,7 +111,7 @@ pub enum SeedAuthMethod {
 /// Read access for `access_id` on `path` (see [`EmulatorState::grant_read`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SeedGrant {
+pub(crate) struct SeedGrant {
     pub access_id: String,
     pub path: String,
     #[serde(default)]
@@ -121,7 +121,7 @@ pub struct SeedGrant {
 /// An item, tagged by `type`. `versions` are oldest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SeedItem {
+pub(crate) enum SeedItem {
     StaticSecret {
         name: String,
         versions: Vec<String>,
@@ -145,7 +145,7 @@ pub enum SeedItem {
 /// One certificate version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SeedCertificate {
+pub(crate) struct SeedCertificate {
     pub certificate_pem: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key_pem: Option<String>,
@@ -156,9 +156,9 @@ fn default_dynamic_ttl() -> u64 {
 }
 
 impl EmulatorState {
-    /// Like [`load_seed`](Self::load_seed), but refuses (loading nothing) a seed with an
-    /// invalid `k8s_auth_configs` entry, saying which.
-    pub fn try_load_seed(&self, seed: &Seed) -> Result<(), String> {
+    /// Loads `seed` (additively, see [`Seed`]) in one step, so no request sees half of it.
+    /// Refuses (loading nothing) a seed with an invalid `k8s_auth_configs` entry, saying which.
+    pub(crate) fn try_load_seed(&self, seed: &Seed) -> Result<(), String> {
         let configs = seed
             .k8s_auth_configs
             .iter()
@@ -166,24 +166,6 @@ impl EmulatorState {
             .collect::<Result<Vec<_>, String>>()?;
         self.load_seed_with(seed, configs);
         Ok(())
-    }
-
-    /// Loads `seed` (additively, see [`Seed`]) in one step, so no request sees half of it.
-    /// An invalid `k8s_auth_configs` entry is skipped with a warning; use
-    /// [`try_load_seed`](Self::try_load_seed) to refuse it instead.
-    pub fn load_seed(&self, seed: &Seed) {
-        let configs = seed
-            .k8s_auth_configs
-            .iter()
-            .filter_map(|c| match K8sAuthConfig::new(c) {
-                Ok(config) => Some((c.name.clone(), config)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "skipping invalid k8s auth config");
-                    None
-                }
-            })
-            .collect();
-        self.load_seed_with(seed, configs);
     }
 
     fn load_seed_with(&self, seed: &Seed, k8s_auth_configs: Vec<(String, K8sAuthConfig)>) {
@@ -299,7 +281,7 @@ mod tests {
     fn loads_json_seed() {
         let seed: Seed = serde_json::from_str(SEED).unwrap();
         let state = EmulatorState::new();
-        state.load_seed(&seed);
+        state.try_load_seed(&seed).unwrap();
         let data = state.lock();
         assert_eq!(data.token_ttl, Duration::from_secs(60));
         assert_eq!(data.auth_methods.len(), 3);

@@ -452,7 +452,8 @@ impl EmulatorState {
     }
 
     /// Like [`add_k8s_auth`](Self::add_k8s_auth), but the token's `aud` must contain `audience`.
-    pub fn add_k8s_auth_with_audience(
+    #[cfg(test)]
+    pub(crate) fn add_k8s_auth_with_audience(
         &self,
         access_id: &str,
         config_name: &str,
@@ -569,7 +570,7 @@ impl EmulatorState {
     }
 
     /// Issues another Universal Identity token of `access_id` (as `uid-generate-token` does).
-    pub fn issue_uid_token(&self, access_id: &str) -> String {
+    pub(crate) fn issue_uid_token(&self, access_id: &str) -> String {
         let token = format!("u-{}", super::util::random_alphanumeric(24));
         self.lock().uid_tokens.insert(
             token.clone(),
@@ -660,17 +661,6 @@ impl EmulatorState {
         self.lock().gcp_node_account = Some(email.to_owned());
     }
 
-    /// Registers a workload identity provider in the emulated Google STS (at `<emulator>/v1/token`)
-    /// that trusts the emulator's issuer. `audience` is what STS requests name it by
-    /// (`//iam.googleapis.com/projects/…/providers/…` or `identitynamespace:…`). Pod tokens must
-    /// carry one of `token_audiences`; empty: Google's default (`https://iam.googleapis.com/…`,
-    /// or the identity namespace `PROJECT.svc.id.goog` for GKE).
-    pub fn add_gcp_workload_identity_provider(&self, audience: &str, token_audiences: &[&str]) {
-        self.lock()
-            .gcp_providers
-            .insert(audience.to_owned(), owned(token_audiences));
-    }
-
     /// Lets pods of `namespace/service_account`, federated through `provider_audience`, get ID
     /// tokens of the Google service account `gsa_email` from the emulated IAM Credentials
     /// (`roles/iam.workloadIdentityUser` on it). Registers the provider with its default token
@@ -742,7 +732,7 @@ impl EmulatorState {
     }
 
     /// Signs arbitrary claims with the emulator's key (for `jwt` auth; include `sub` and `exp`).
-    pub fn issue_jwt(&self, claims: Value) -> String {
+    pub(crate) fn issue_jwt(&self, claims: Value) -> String {
         self.key().sign(&claims)
     }
 
@@ -944,7 +934,7 @@ impl EmulatorState {
     }
 
     /// Clears the request log and the per-path counters.
-    pub fn clear_requests(&self) {
+    pub(crate) fn clear_requests(&self) {
         let mut data = self.lock();
         data.log.clear();
         data.counts.clear();
