@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::items::{ItemBody, StoredValue};
-use super::state::{AuthMethod, EmulatorState};
+use super::state::{AuthMethod, Data, EmulatorState};
 use super::tokenreview::{K8sAuthConfig, SeedK8sAuthConfig};
 use super::util::normalize_name;
 
@@ -155,6 +155,88 @@ fn default_dynamic_ttl() -> u64 {
     3600
 }
 
+impl SeedAuthMethod {
+    /// The access id and the auth method it registers.
+    fn to_auth_method(&self) -> (&str, AuthMethod) {
+        match self {
+            SeedAuthMethod::AccessKey {
+                access_id,
+                access_key,
+            } => (
+                access_id.as_str(),
+                AuthMethod::AccessKey {
+                    access_key: access_key.clone(),
+                },
+            ),
+            SeedAuthMethod::K8s {
+                access_id,
+                config_name,
+                bound_namespaces,
+                bound_service_accounts,
+                audience,
+            } => (
+                access_id.as_str(),
+                AuthMethod::K8s {
+                    config_name: config_name.clone(),
+                    bound_namespaces: bound_namespaces.clone(),
+                    bound_service_accounts: bound_service_accounts.clone(),
+                    audience: audience.clone(),
+                },
+            ),
+            SeedAuthMethod::Jwt {
+                access_id,
+                bound_subjects,
+            } => (
+                access_id.as_str(),
+                AuthMethod::Jwt {
+                    bound_subjects: bound_subjects.clone(),
+                },
+            ),
+        }
+    }
+}
+
+impl SeedItem {
+    /// Stores the item (every version, in order).
+    fn store(&self, data: &mut Data) {
+        match self {
+            SeedItem::StaticSecret { name, versions } => {
+                for value in versions {
+                    data.append_version(name, StoredValue::Static(value.clone()));
+                }
+            }
+            SeedItem::RotatedSecret { name, versions } => {
+                for value in versions {
+                    data.append_version(name, StoredValue::Rotated(value.clone()));
+                }
+            }
+            SeedItem::Certificate { name, versions } => {
+                for cert in versions {
+                    data.append_version(
+                        name,
+                        StoredValue::Certificate {
+                            certificate_pem: cert.certificate_pem.clone(),
+                            private_key_pem: cert.private_key_pem.clone(),
+                        },
+                    );
+                }
+            }
+            SeedItem::DynamicSecret {
+                name,
+                template,
+                ttl_seconds,
+            } => data.insert_item(
+                normalize_name(name),
+                ItemBody::Dynamic {
+                    template: template.clone(),
+                    ttl: Duration::from_secs(*ttl_seconds),
+                },
+                SystemTime::now(),
+            ),
+        }
+    }
+}
+
 impl EmulatorState {
     /// Loads `seed` (additively, see [`Seed`]) in one step, so no request sees half of it.
     /// Refuses (loading nothing) a seed with an invalid `k8s_auth_configs` entry, saying which.
@@ -175,82 +257,14 @@ impl EmulatorState {
             data.token_ttl = Duration::from_secs(secs);
         }
         for method in &seed.auth_methods {
-            let (access_id, method) = match method {
-                SeedAuthMethod::AccessKey {
-                    access_id,
-                    access_key,
-                } => (
-                    access_id,
-                    AuthMethod::AccessKey {
-                        access_key: access_key.clone(),
-                    },
-                ),
-                SeedAuthMethod::K8s {
-                    access_id,
-                    config_name,
-                    bound_namespaces,
-                    bound_service_accounts,
-                    audience,
-                } => (
-                    access_id,
-                    AuthMethod::K8s {
-                        config_name: config_name.clone(),
-                        bound_namespaces: bound_namespaces.clone(),
-                        bound_service_accounts: bound_service_accounts.clone(),
-                        audience: audience.clone(),
-                    },
-                ),
-                SeedAuthMethod::Jwt {
-                    access_id,
-                    bound_subjects,
-                } => (
-                    access_id,
-                    AuthMethod::Jwt {
-                        bound_subjects: bound_subjects.clone(),
-                    },
-                ),
-            };
-            data.auth_methods.insert(access_id.clone(), method);
+            let (access_id, method) = method.to_auth_method();
+            data.auth_methods.insert(access_id.to_owned(), method);
         }
         for grant in &seed.grants {
             data.add_grant(&grant.access_id, &grant.path, grant.namespaces.clone());
         }
         for item in &seed.items {
-            match item {
-                SeedItem::StaticSecret { name, versions } => {
-                    for value in versions {
-                        data.append_version(name, StoredValue::Static(value.clone()));
-                    }
-                }
-                SeedItem::RotatedSecret { name, versions } => {
-                    for value in versions {
-                        data.append_version(name, StoredValue::Rotated(value.clone()));
-                    }
-                }
-                SeedItem::Certificate { name, versions } => {
-                    for cert in versions {
-                        data.append_version(
-                            name,
-                            StoredValue::Certificate {
-                                certificate_pem: cert.certificate_pem.clone(),
-                                private_key_pem: cert.private_key_pem.clone(),
-                            },
-                        );
-                    }
-                }
-                SeedItem::DynamicSecret {
-                    name,
-                    template,
-                    ttl_seconds,
-                } => data.insert_item(
-                    normalize_name(name),
-                    ItemBody::Dynamic {
-                        template: template.clone(),
-                        ttl: Duration::from_secs(*ttl_seconds),
-                    },
-                    SystemTime::now(),
-                ),
-            }
+            item.store(&mut data);
         }
     }
 }

@@ -21,6 +21,7 @@ mod tokens;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use data::Data;
 pub use handle::EmulatorState;
-pub(crate) use records::{AuthMethod, AwsKey, GcpPrincipal, Session, UidToken};
+pub(crate) use records::{AuthMethod, AwsKey, GcpPrincipal, NodeIdentity, Session, UidToken};
 pub use records::{Identity, RecordedRequest};
