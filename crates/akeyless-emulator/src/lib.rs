@@ -24,6 +24,13 @@
 //! Tests drive it through [`EmulatorState`] (setup, fault injection, request log); other
 //! processes use the admin routes under `/__emulator/` (see the `admin` module).
 //!
+//! Files, from the wire inwards: `http` (listener, dispatcher, router) and `admin` (the
+//! `/__emulator/` routes); `api/` (the Akeyless commands, one file per family); `azure` and
+//! `cloud/` (the cloud identity services), `tokenreview` (a real TokenReview); `seed` (declarative
+//! setup); `state/` (the model and the [`EmulatorState`] setup API, one file per concern) over
+//! `items`, `faults`, `jwt`, `pki` and `util`. Each file imports only from files below it; a
+//! directory's `mod.rs` only declares its files and re-exports.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use akeyless_emulator::Emulator;

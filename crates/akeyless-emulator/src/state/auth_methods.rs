@@ -70,8 +70,8 @@ impl EmulatorState {
         );
     }
 
-    /// Registers a JWT auth method verifying tokens from [`issue_jwt`](Self::issue_jwt).
-    /// An empty `bound_subjects` accepts any `sub`.
+    /// Registers a JWT auth method verifying tokens from `issue_jwt`
+    /// (`POST /__emulator/issue-jwt`). An empty `bound_subjects` accepts any `sub`.
     pub fn add_jwt_auth(&self, access_id: &str, bound_subjects: &[&str]) {
         self.add_auth_method(
             access_id,

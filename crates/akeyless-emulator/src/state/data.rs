@@ -14,10 +14,12 @@ use crate::items::{Item, ItemBody, StoredValue, Version};
 use crate::tokenreview::K8sAuthConfig;
 use crate::util::normalize_name;
 
-/// Lifetime of `t-` tokens unless [`EmulatorState::set_token_ttl`] says otherwise.
+/// Lifetime of `t-` tokens unless
+/// [`EmulatorState::set_token_ttl`](crate::EmulatorState::set_token_ttl) says otherwise.
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// The request log keeps this many entries (oldest dropped first) so long benchmarks stay
-/// bounded; [`EmulatorState::count`] is tracked separately and is never truncated.
+/// bounded; [`EmulatorState::count`](crate::EmulatorState::count) is tracked separately and is
+/// never truncated.
 const MAX_LOGGED_REQUESTS: usize = 100_000;
 /// First `item_id` handed out; arbitrary, but looks like a real id.
 const FIRST_ITEM_ID: u64 = 137_000_001;

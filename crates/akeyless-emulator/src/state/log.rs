@@ -16,17 +16,19 @@ impl EmulatorState {
         data.counts.clear();
     }
 
-    /// Number of calls to `path` since the last [`clear_requests`](Self::clear_requests).
+    /// Number of calls to `path` since the last `clear_requests`
+    /// (`POST /__emulator/reset-requests`).
     pub fn count(&self, path: &str) -> usize {
         self.lock().counts.get(path).copied().unwrap_or(0)
     }
 
-    /// Calls to every API path since the last [`clear_requests`](Self::clear_requests).
+    /// Calls to every API path since the last `clear_requests` (`POST /__emulator/reset-requests`).
     pub fn total_count(&self) -> usize {
         self.lock().counts.values().sum()
     }
 
-    /// Calls to every API path, by path, since the last [`clear_requests`](Self::clear_requests).
+    /// Calls to every API path, by path, since the last `clear_requests`
+    /// (`POST /__emulator/reset-requests`).
     pub fn counts(&self) -> Vec<(String, usize)> {
         let mut counts: Vec<(String, usize)> = self
             .lock()

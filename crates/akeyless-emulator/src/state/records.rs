@@ -41,7 +41,8 @@ impl Identity {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RecordedRequest {
     pub path: String,
-    /// HTTP status answered; `0` when the connection was dropped by [`EmulatorState::drop_next`].
+    /// HTTP status answered; `0` when the connection was dropped by
+    /// [`EmulatorState::drop_next`](crate::EmulatorState::drop_next).
     pub status: u16,
     /// The identity the request acted as: for /auth the identity that logged in (None on
     /// failure); for item reads the identity owning the token (None if the token was rejected).
