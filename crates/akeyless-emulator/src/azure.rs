@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::jwt::k8s_subject;
-use super::state::EmulatorState;
+use super::state::{EmulatorState, NodeIdentity};
 
 /// The audience Azure AD requires on federated service-account tokens.
 pub(crate) const EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -152,26 +152,15 @@ pub(crate) async fn imds_token(
         );
     };
     let identities = state.lock().azure_node_identities.clone();
-    let chosen = match (field("object_id"), field("client_id"), field("msi_res_id")) {
-        (Some(oid), None, None) => identities.iter().find(|i| i.object_id == oid),
-        (None, Some(client), None) => identities
-            .iter()
-            .find(|i| i.client_id.as_deref() == Some(client)),
-        (None, None, None) => {
-            identities
-                .iter()
-                .find(|i| i.client_id.is_none())
-                .or(match identities.as_slice() {
-                    [only] => Some(only),
-                    _ => None,
-                })
-        }
-        _ => {
-            return aad_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Only one of object_id, client_id or msi_res_id may be specified",
-            );
+    let chosen = match choose_identity(
+        &identities,
+        field("object_id"),
+        field("client_id"),
+        field("msi_res_id"),
+    ) {
+        Ok(chosen) => chosen,
+        Err(description) => {
+            return aad_error(StatusCode::BAD_REQUEST, "invalid_request", description);
         }
     };
     let Some(identity) = chosen.cloned() else {
@@ -202,4 +191,32 @@ pub(crate) async fn imds_token(
         "token_type": "Bearer",
     }))
     .into_response()
+}
+
+/// The node identity an IMDS request names by `object_id` or `client_id`; naming none, the
+/// system-assigned one or else the only one. `Err`: more than one selector.
+fn choose_identity<'a>(
+    identities: &'a [NodeIdentity],
+    object_id: Option<&str>,
+    client_id: Option<&str>,
+    msi_res_id: Option<&str>,
+) -> Result<Option<&'a NodeIdentity>, &'static str> {
+    Ok(match (object_id, client_id, msi_res_id) {
+        (Some(oid), None, None) => identities.iter().find(|i| i.object_id == oid),
+        (None, Some(client), None) => identities
+            .iter()
+            .find(|i| i.client_id.as_deref() == Some(client)),
+        (None, None, None) => {
+            identities
+                .iter()
+                .find(|i| i.client_id.is_none())
+                .or(match identities {
+                    [only] => Some(only),
+                    _ => None,
+                })
+        }
+        _ => {
+            return Err("Only one of object_id, client_id or msi_res_id may be specified");
+        }
+    })
 }

@@ -17,12 +17,19 @@
 //! Kubernetes auth has two modes. Self-contained: [`EmulatorState::issue_service_account_token`]
 //! mints a service-account JWT signed with the emulator's key and `/auth` verifies it in place of
 //! a gateway's TokenReview. Against a real cluster: an auth method whose config name has a
-//! [`SeedK8sAuthConfig`] (API server, CA, reviewer token) validates the pod's token with a real
+//! `SeedK8sAuthConfig` (API server, CA, reviewer token) validates the pod's token with a real
 //! `TokenReview` (audience-aware) and applies its bound namespaces and service accounts to the
 //! review's answer, as a gateway does (the `tokenreview` module).
 //!
 //! Tests drive it through [`EmulatorState`] (setup, fault injection, request log); other
 //! processes use the admin routes under `/__emulator/` (see the `admin` module).
+//!
+//! Files, from the wire inwards: `http` (listener, dispatcher, router) and `admin` (the
+//! `/__emulator/` routes); `api/` (the Akeyless commands, one file per family); `azure` and
+//! `cloud/` (the cloud identity services), `tokenreview` (a real TokenReview); `seed` (declarative
+//! setup); `state/` (the model and the [`EmulatorState`] setup API, one file per concern) over
+//! `items`, `faults`, `jwt`, `pki` and `util`. Each file imports only from files below it; a
+//! directory's `mod.rs` only declares its files and re-exports.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -63,10 +70,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use seed::Seed;
+
 pub use api::accepted_request_fields;
-pub use seed::{Seed, SeedAuthMethod, SeedCertificate, SeedGrant, SeedItem};
 pub use state::{EmulatorState, Identity, RecordedRequest};
-pub use tokenreview::SeedK8sAuthConfig;
 
 /// How long [`Emulator::shutdown`] waits for in-flight requests before abandoning them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -95,7 +102,7 @@ impl Emulator {
     }
 
     /// Like [`start`](Self::start), serving an existing (e.g. pre-seeded) state.
-    pub async fn start_with_state(
+    pub(crate) async fn start_with_state(
         addr: SocketAddr,
         state: EmulatorState,
     ) -> std::io::Result<Emulator> {
@@ -127,10 +134,6 @@ impl Emulator {
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     pub fn state(&self) -> &EmulatorState {

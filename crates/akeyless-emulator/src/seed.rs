@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::items::{ItemBody, StoredValue};
-use super::state::{AuthMethod, EmulatorState};
+use super::state::{AuthMethod, Data, EmulatorState};
 use super::tokenreview::{K8sAuthConfig, SeedK8sAuthConfig};
 use super::util::normalize_name;
 
@@ -70,7 +70,7 @@ use super::util::normalize_name;
 /// the `tokenreview` module); otherwise with the emulator's own signing key.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Seed {
+pub(crate) struct Seed {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_ttl_seconds: Option<u64>,
     #[serde(default)]
@@ -86,7 +86,7 @@ pub struct Seed {
 /// An auth method, tagged by `type`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SeedAuthMethod {
+pub(crate) enum SeedAuthMethod {
     AccessKey {
         access_id: String,
         access_key: String,
@@ -111,7 +111,7 @@ pub enum SeedAuthMethod {
 /// Read access for `access_id` on `path` (see [`EmulatorState::grant_read`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SeedGrant {
+pub(crate) struct SeedGrant {
     pub access_id: String,
     pub path: String,
     #[serde(default)]
@@ -121,7 +121,7 @@ pub struct SeedGrant {
 /// An item, tagged by `type`. `versions` are oldest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SeedItem {
+pub(crate) enum SeedItem {
     StaticSecret {
         name: String,
         versions: Vec<String>,
@@ -145,7 +145,7 @@ pub enum SeedItem {
 /// One certificate version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SeedCertificate {
+pub(crate) struct SeedCertificate {
     pub certificate_pem: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key_pem: Option<String>,
@@ -155,10 +155,92 @@ fn default_dynamic_ttl() -> u64 {
     3600
 }
 
+impl SeedAuthMethod {
+    /// The access id and the auth method it registers.
+    fn to_auth_method(&self) -> (&str, AuthMethod) {
+        match self {
+            SeedAuthMethod::AccessKey {
+                access_id,
+                access_key,
+            } => (
+                access_id.as_str(),
+                AuthMethod::AccessKey {
+                    access_key: access_key.clone(),
+                },
+            ),
+            SeedAuthMethod::K8s {
+                access_id,
+                config_name,
+                bound_namespaces,
+                bound_service_accounts,
+                audience,
+            } => (
+                access_id.as_str(),
+                AuthMethod::K8s {
+                    config_name: config_name.clone(),
+                    bound_namespaces: bound_namespaces.clone(),
+                    bound_service_accounts: bound_service_accounts.clone(),
+                    audience: audience.clone(),
+                },
+            ),
+            SeedAuthMethod::Jwt {
+                access_id,
+                bound_subjects,
+            } => (
+                access_id.as_str(),
+                AuthMethod::Jwt {
+                    bound_subjects: bound_subjects.clone(),
+                },
+            ),
+        }
+    }
+}
+
+impl SeedItem {
+    /// Stores the item (every version, in order).
+    fn store(&self, data: &mut Data) {
+        match self {
+            SeedItem::StaticSecret { name, versions } => {
+                for value in versions {
+                    data.append_version(name, StoredValue::Static(value.clone()));
+                }
+            }
+            SeedItem::RotatedSecret { name, versions } => {
+                for value in versions {
+                    data.append_version(name, StoredValue::Rotated(value.clone()));
+                }
+            }
+            SeedItem::Certificate { name, versions } => {
+                for cert in versions {
+                    data.append_version(
+                        name,
+                        StoredValue::Certificate {
+                            certificate_pem: cert.certificate_pem.clone(),
+                            private_key_pem: cert.private_key_pem.clone(),
+                        },
+                    );
+                }
+            }
+            SeedItem::DynamicSecret {
+                name,
+                template,
+                ttl_seconds,
+            } => data.insert_item(
+                normalize_name(name),
+                ItemBody::Dynamic {
+                    template: template.clone(),
+                    ttl: Duration::from_secs(*ttl_seconds),
+                },
+                SystemTime::now(),
+            ),
+        }
+    }
+}
+
 impl EmulatorState {
-    /// Like [`load_seed`](Self::load_seed), but refuses (loading nothing) a seed with an
-    /// invalid `k8s_auth_configs` entry, saying which.
-    pub fn try_load_seed(&self, seed: &Seed) -> Result<(), String> {
+    /// Loads `seed` (additively, see [`Seed`]) in one step, so no request sees half of it.
+    /// Refuses (loading nothing) a seed with an invalid `k8s_auth_configs` entry, saying which.
+    pub(crate) fn try_load_seed(&self, seed: &Seed) -> Result<(), String> {
         let configs = seed
             .k8s_auth_configs
             .iter()
@@ -168,24 +250,6 @@ impl EmulatorState {
         Ok(())
     }
 
-    /// Loads `seed` (additively, see [`Seed`]) in one step, so no request sees half of it.
-    /// An invalid `k8s_auth_configs` entry is skipped with a warning; use
-    /// [`try_load_seed`](Self::try_load_seed) to refuse it instead.
-    pub fn load_seed(&self, seed: &Seed) {
-        let configs = seed
-            .k8s_auth_configs
-            .iter()
-            .filter_map(|c| match K8sAuthConfig::new(c) {
-                Ok(config) => Some((c.name.clone(), config)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "skipping invalid k8s auth config");
-                    None
-                }
-            })
-            .collect();
-        self.load_seed_with(seed, configs);
-    }
-
     fn load_seed_with(&self, seed: &Seed, k8s_auth_configs: Vec<(String, K8sAuthConfig)>) {
         let mut data = self.lock();
         data.k8s_auth_configs.extend(k8s_auth_configs);
@@ -193,82 +257,14 @@ impl EmulatorState {
             data.token_ttl = Duration::from_secs(secs);
         }
         for method in &seed.auth_methods {
-            let (access_id, method) = match method {
-                SeedAuthMethod::AccessKey {
-                    access_id,
-                    access_key,
-                } => (
-                    access_id,
-                    AuthMethod::AccessKey {
-                        access_key: access_key.clone(),
-                    },
-                ),
-                SeedAuthMethod::K8s {
-                    access_id,
-                    config_name,
-                    bound_namespaces,
-                    bound_service_accounts,
-                    audience,
-                } => (
-                    access_id,
-                    AuthMethod::K8s {
-                        config_name: config_name.clone(),
-                        bound_namespaces: bound_namespaces.clone(),
-                        bound_service_accounts: bound_service_accounts.clone(),
-                        audience: audience.clone(),
-                    },
-                ),
-                SeedAuthMethod::Jwt {
-                    access_id,
-                    bound_subjects,
-                } => (
-                    access_id,
-                    AuthMethod::Jwt {
-                        bound_subjects: bound_subjects.clone(),
-                    },
-                ),
-            };
-            data.auth_methods.insert(access_id.clone(), method);
+            let (access_id, method) = method.to_auth_method();
+            data.auth_methods.insert(access_id.to_owned(), method);
         }
         for grant in &seed.grants {
             data.add_grant(&grant.access_id, &grant.path, grant.namespaces.clone());
         }
         for item in &seed.items {
-            match item {
-                SeedItem::StaticSecret { name, versions } => {
-                    for value in versions {
-                        data.append_version(name, StoredValue::Static(value.clone()));
-                    }
-                }
-                SeedItem::RotatedSecret { name, versions } => {
-                    for value in versions {
-                        data.append_version(name, StoredValue::Rotated(value.clone()));
-                    }
-                }
-                SeedItem::Certificate { name, versions } => {
-                    for cert in versions {
-                        data.append_version(
-                            name,
-                            StoredValue::Certificate {
-                                certificate_pem: cert.certificate_pem.clone(),
-                                private_key_pem: cert.private_key_pem.clone(),
-                            },
-                        );
-                    }
-                }
-                SeedItem::DynamicSecret {
-                    name,
-                    template,
-                    ttl_seconds,
-                } => data.insert_item(
-                    normalize_name(name),
-                    ItemBody::Dynamic {
-                        template: template.clone(),
-                        ttl: Duration::from_secs(*ttl_seconds),
-                    },
-                    SystemTime::now(),
-                ),
-            }
+            item.store(&mut data);
         }
     }
 }
@@ -299,7 +295,7 @@ mod tests {
     fn loads_json_seed() {
         let seed: Seed = serde_json::from_str(SEED).unwrap();
         let state = EmulatorState::new();
-        state.load_seed(&seed);
+        state.try_load_seed(&seed).unwrap();
         let data = state.lock();
         assert_eq!(data.token_ttl, Duration::from_secs(60));
         assert_eq!(data.auth_methods.len(), 3);

@@ -35,7 +35,7 @@ const MAX_REASON_CHARS: usize = 200;
 /// A gateway Kubernetes auth config, as loaded from a seed's `k8s_auth_configs`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SeedK8sAuthConfig {
+pub(crate) struct SeedK8sAuthConfig {
     /// Matched against `k8s-auth-config-name` and the k8s auth method's `config_name`.
     pub name: String,
     /// e.g. `https://127.0.0.1:6443`. `http://` is accepted for tests.
