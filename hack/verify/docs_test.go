@@ -56,7 +56,7 @@ func readmeAnchors(t *testing.T) map[string]bool {
 }
 
 // errorCodes are the mount error codes (src/error.rs); syncReasons the sync controller's own
-// failure reasons (src/sync/reconcile.rs), besides the mount codes.
+// failure reasons (src/sync/context.rs), besides the mount codes.
 func errorCodes(t *testing.T) []string {
 	t.Helper()
 	src := readFile(t, filepath.Join(repoRoot, "src", "error.rs"))
@@ -72,17 +72,17 @@ func errorCodes(t *testing.T) []string {
 
 func syncReasons(t *testing.T) []string {
 	t.Helper()
-	src := readFile(t, filepath.Join(repoRoot, "src", "sync", "reconcile.rs"))
+	src := readFile(t, filepath.Join(repoRoot, "src", "sync", "context.rs"))
 	body := regexp.MustCompile(`(?s)fn reason\(&self\) -> &'static str \{(.*?)\n    \}`).FindStringSubmatch(src)
 	if body == nil {
-		t.Fatal("src/sync/reconcile.rs: no fn reason")
+		t.Fatal("src/sync/context.rs: no fn reason")
 	}
 	var out []string
 	for _, m := range regexp.MustCompile(`=> "(\w+)"`).FindAllStringSubmatch(body[1], -1) {
 		out = append(out, m[1])
 	}
 	if len(out) < 5 {
-		t.Fatalf("src/sync/reconcile.rs: found reasons %v", out)
+		t.Fatalf("src/sync/context.rs: found reasons %v", out)
 	}
 	return append(out, errorCodes(t)...)
 }
