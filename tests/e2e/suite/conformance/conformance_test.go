@@ -55,7 +55,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	env, err := harness.MustEnv("E2E_PROVIDER_BIN", "E2E_DRIVER_VERSION")
+	env, err := harness.MustEnv("E2E_PROVIDER_BIN", "E2E_EMULATOR_BIN", "E2E_DRIVER_VERSION")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -67,7 +67,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	logDir := filepath.Join(workDir, "logs")
-	emulator, err = harness.StartEmulator(env["E2E_PROVIDER_BIN"], logDir)
+	emulator, err = harness.StartEmulator(env["E2E_EMULATOR_BIN"], logDir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
